@@ -1,0 +1,324 @@
+"""Typed config schemas, Hydra composition and run-directory naming.
+
+Every command composes the same tree (`conf/config.yaml` + one option per group + an optional recipe) and
+validates it against `RootConfig`: a typo in a key or a wrong type fails at composition, before any stage
+starts. Each stage reads only its own group. The schema is registered in Hydra's ConfigStore as
+`dlcot_schema`, which `conf/config.yaml` extends, so group options merge into typed nodes.
+
+Recipes live in `recipes/` at the repository root (not under `conf/`) and are selected with `recipe=NAME`
+(sub-folders work: `recipe=dlcot/raw_vs_enhanced`); `compose()` maps that to Hydra's `recipes` group.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from dlcot.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONF_DIR = REPO_ROOT / "conf"
+RECIPES_DIR = REPO_ROOT / "recipes"
+
+
+# --------------------------------------------------------------------------------------------- groups
+@dataclass
+class DataConfig:
+    """Where problems/traces come from. `fields` maps our record names to the source's field names."""
+    name: str = "synthetic"
+    source: str = "synthetic"  # synthetic | jsonl | hub
+    path: Optional[str] = None  # local JSONL / parquet for source=jsonl
+    hub_name: Optional[str] = None  # Hugging Face dataset for source=hub (GPU clusters; needs the Hub)
+    hub_config: Optional[str] = None
+    split: str = "train"
+    fields: dict[str, str] = field(default_factory=dict)
+    limit: Optional[int] = None
+    # synthetic generator (dlcot.data.synthetic)
+    n_problems: int = 300
+    min_steps: int = 1
+    max_steps: int = 3
+    max_operand: int = 20
+    heldout: int = 0  # problems after the training set, for evaluation
+
+
+@dataclass
+class TeacherConfig:
+    """The model whose long CoT is distilled. `family` decides homologous vs nonhomologous students."""
+    name: str = "synthetic"
+    family: str = "qwen"
+    model: Optional[str] = None  # Hub name or local path when generating with an engine
+    system_prompt: Optional[str] = None
+    prompt_template: str = "{problem}"
+    max_new_tokens: int = 8192
+    temperature: float = 0.7
+    top_p: float = 0.95
+    n: int = 1
+    # synthetic teacher style (dlcot.data.synthetic.TeacherStyle)
+    slip_rate: float = 0.3
+    abandon_rate: float = 0.2
+    wrong_rate: float = 0.1
+    redundant_rate: float = 0.4
+
+
+@dataclass
+class StudentConfig:
+    """A student family: what differs between Qwen, Llama, Gemma, SmolLM2, tiny test models."""
+    name: str = "tiny_qwen2"
+    family: str = "qwen"
+    model: str = MISSING  # Hub name, local directory, or `tiny:<family>` for the test models
+    chat_template: Optional[str] = None  # file name in dlcot/train/templates/ (never inlined in YAML)
+    think_open: str = "<think>"
+    think_close: str = "</think>"
+    add_special_tokens: list[str] = field(default_factory=list)
+    eos_token: Optional[str] = None
+    pad_token: Optional[str] = None
+    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    attn_implementation: Optional[str] = None  # e.g. flash_attention_2 on GPUs
+    dtype: str = "auto"
+    gguf_file: Optional[str] = None
+
+
+@dataclass
+class EngineConfig:
+    """Text generation backend (dlcot.engines): hf | vllm | openai | scripted | replay."""
+    name: str = "hf"
+    batch_size: int = 8
+    max_new_tokens: int = 512
+    temperature: float = 0.0
+    top_p: float = 1.0
+    n: int = 1
+    stop: list[str] = field(default_factory=list)
+    # openai-compatible servers
+    base_url: Optional[str] = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 8
+    max_retries: int = 4
+    timeout_s: float = 120.0
+    cache_dir: Optional[str] = None
+    # vllm
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    # replay / scripted
+    path: Optional[str] = None
+    response_field: str = "response"
+    rules: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class EnhanceConfig:
+    """DLCoT simplification policy (dlcot.enhance). The default option is the paper's full method."""
+    name: str = "dlcot"
+    backend: str = "offline"  # offline | llm
+    trunk: str = "first_correct"  # none | first_correct
+    dedup: str = "all"  # none | all | last_k
+    dedup_k: int = 1
+    drop_incorrect_offtrunk: bool = True
+    cut_error_spans: bool = False
+    no_correct: str = "reject"  # reject | keep_raw
+    cluster_threshold: float = 0.5
+    repair_connectives: bool = True
+    workers: int = 2
+
+
+@dataclass
+class MctsConfig:
+    """Marco-o1 v2 tree search over typed thought nodes."""
+    name: str = "marco_o1_v2"
+    iterations: int = 16
+    max_depth: int = 8
+    exploration: float = 1.41
+    expand_k: int = 2
+    length_balance: str = "relative"
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = False
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    quantize_4bit: bool = False  # QLoRA: needs a GPU and bitsandbytes
+
+
+@dataclass
+class TrainConfig:
+    """Training settings; TRL's SFTConfig/DPOConfig are built from this group in dlcot.train only."""
+    name: str = "sft"
+    stage: str = "sft"  # sft | dpo
+    data: Optional[str] = None  # SFT JSONL (enhanced.jsonl / sft.jsonl) or pairs JSONL
+    prompt_template: str = "{problem}"
+    max_length: int = 4096
+    length_policy: str = "drop"  # drop | truncate | error
+    packing: bool = False
+    padding_free: bool = False
+    epochs: float = 1.0
+    max_steps: int = -1
+    learning_rate: float = 1e-5
+    lr_scheduler_type: str = "cosine"
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    per_device_batch_size: int = 1
+    gradient_accumulation_steps: int = 1
+    gradient_checkpointing: bool = False
+    bf16: bool = False
+    use_cpu: bool = False
+    logging_steps: int = 10
+    save_steps: int = 500
+    save_total_limit: int = 2
+    resume: str = "auto"  # auto | never | PATH
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    # DPO (Marco-o1 v2): conservative DPO + alpha * SFT, common-prefix masking
+    beta: float = 0.1
+    label_smoothing: float = 0.0
+    sft_alpha: float = 0.0
+    prefix_masking: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # passed to TRL's config verbatim
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation (dlcot.eval): benchmark, sampling, metrics."""
+    name: str = "default"
+    benchmark: str = "math500"
+    path: Optional[str] = None
+    hub_name: Optional[str] = None
+    split: str = "test"
+    fields: dict[str, str] = field(default_factory=dict)
+    prompt_template: str = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
+    limit: Optional[int] = None
+    n: int = 1
+    k: list[int] = field(default_factory=lambda: [1])
+
+
+@dataclass
+class WandbConfig:
+    mode: str = "disabled"  # disabled | offline | online
+    project: str = "dlcot"
+    entity: Optional[str] = None
+    group: Optional[str] = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RootConfig:
+    command: str = ""
+    recipe: Optional[str] = None
+    input: Optional[str] = None
+    output: Optional[str] = None
+    model: Optional[str] = None
+    runs_dir: str = "runs"
+    seed: int = 0
+    tokenizer: str = "qwen2"
+    stages: list[str] = field(default_factory=list)
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    enhance: EnhanceConfig = field(default_factory=EnhanceConfig)
+    mcts: MctsConfig = field(default_factory=MctsConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+GROUPS = ("data", "teacher", "student", "engine", "enhance", "mcts", "train", "eval")
+# Keys that name where things go or how they are logged, not what is computed: left out of the run hash.
+VOLATILE_KEYS = ("command", "output", "runs_dir", "wandb")
+
+ConfigStore.instance().store(name="dlcot_schema", node=RootConfig)
+
+
+# --------------------------------------------------------------------------------------------- compose
+def normalize_overrides(overrides: list[str]) -> tuple[list[str], Optional[str]]:
+    """Map the user's `recipe=NAME` to Hydra's `recipes=NAME` and keep the name for run naming."""
+    out, recipe = [], None
+    for ov in overrides:
+        key, sep, value = ov.partition("=")
+        if sep and key.lstrip("+~") == "recipe":
+            recipe = value
+            out.append(f"recipes={value}")
+            continue
+        out.append(ov)
+    if recipe is not None:
+        out.append(f"recipe={recipe}")
+        if not (RECIPES_DIR / f"{recipe}.yaml").is_file():
+            known = ", ".join(list_options("recipes"))
+            raise ConfigError(f"unknown recipe {recipe!r}: no file {RECIPES_DIR / recipe}.yaml (known: {known})")
+    return out, recipe
+
+
+def compose(command: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """Compose and validate the config for `command` with Hydra's compose API.
+
+    Raises ConfigError (with Hydra's message naming the key or option) when the overrides do not compose.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    overrides, _ = normalize_overrides(list(overrides))
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="dlcot"):
+            cfg = hydra_compose(config_name="config", overrides=[
+                f"hydra.searchpath=[file://{REPO_ROOT}]", f"command={command}", *overrides])
+        # `+group.key=...` appends past Hydra's struct flag: re-check against the schema so typos still fail.
+        OmegaConf.merge(OmegaConf.structured(RootConfig), OmegaConf.to_container(cfg))
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(f"invalid config for `dlcot {command}`: {err}") from err
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def list_options(group: str) -> list[str]:
+    """Option names of a config group (recipes included), with sub-folders as `dir/name`."""
+    root = RECIPES_DIR if group == "recipes" else CONF_DIR / group
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+
+
+# --------------------------------------------------------------------------------------------- run dirs
+def config_hash(cfg: DictConfig, length: int = 8) -> str:
+    """Short hash of the resolved config minus VOLATILE_KEYS: same config → same run directory."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(data, dict)
+    for key in VOLATILE_KEYS:
+        data.pop(key, None)
+    blob = json.dumps(data, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def run_dir(cfg: DictConfig) -> Path:
+    """`output=` when given, else `runs/<recipe or command>/<hash>`."""
+    if cfg.get("output"):
+        return Path(cfg.output)
+    name = cfg.get("recipe") or cfg.command or "run"
+    return Path(cfg.runs_dir) / name / config_hash(cfg)
+
+
+def is_rank0() -> bool:
+    """Only the main process writes files; every rank composes the same config and run directory."""
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+
+
+def prepare_run_dir(cfg: DictConfig) -> Path:
+    """Create the run directory and save the resolved config there (rank 0 only)."""
+    path = run_dir(cfg)
+    if is_rank0():
+        path.mkdir(parents=True, exist_ok=True)
+        from dlcot.records import atomic_write_text
+
+        atomic_write_text(path / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    return path
+
+
+def to_dict(node: DictConfig | Any) -> dict:
+    """A plain dict of a config node (for dataclass construction and JSON metadata)."""
+    out = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    assert isinstance(out, dict)
+    return out

@@ -1,0 +1,305 @@
+"""Records that flow between stages, and the JSONL IO every stage uses.
+
+Contracts (DESIGN.md §4-5): a trace has `id, problem, reasoning, gold_answer` (+ optional `response, teacher,
+source`); a problem has `id, problem, gold_answer`; a segmentation has `id, n_chars, first_answer_end, segments`.
+Every stage accounts for every input line: a line that cannot be used becomes a `Reject` (written to
+`rejected.jsonl`) instead of stopping the run, so `n_input = n_kept + n_rejected` holds everywhere.
+
+Writes are atomic: `ResumableJsonl` appends to `<file>.partial` (flushed per record) and renames it to the
+final name on `commit()`. A rerun after a crash reads the partial file back, drops a torn last line, and
+reports which ids are already done, so long stages resume without redoing finished work.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from dlcot.errors import RecordError
+
+# Field names tried, in order, when the config gives no explicit mapping: they cover the shared Sky-T1 and
+# s1K trace files and the GSM8K / MATH-500 / AIME problem files without any `data.fields` override.
+FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+    "id": ("id", "unique_id", "problem_id"),
+    "problem": ("problem", "question", "prompt"),
+    "gold_answer": ("gold_answer", "answer", "solution"),
+    "reasoning": ("reasoning", "gemini_thinking_trajectory", "thinking", "thought"),
+    "response": ("response", "final_solution", "gemini_attempt"),
+    "teacher": ("teacher", "teacher_model"),
+    "source": ("source",),
+}
+
+
+@dataclass
+class Reject:
+    """One input that a stage did not keep, and why (`reason` is a short code, `detail` a sentence)."""
+    id: str
+    reason: str
+    detail: str = ""
+
+
+@dataclass
+class Problem:
+    id: str
+    problem: str
+    gold_answer: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("problem", "gold_answer")
+    OPTIONAL: ClassVar[tuple[str, ...]] = ()
+
+
+@dataclass
+class Trace:
+    id: str
+    problem: str
+    reasoning: str
+    gold_answer: str
+    response: str | None = None
+    teacher: str | None = None
+    source: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("problem", "reasoning", "gold_answer")
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("response", "teacher", "source")
+
+
+@dataclass
+class Segment:
+    """A contiguous span of `reasoning` of one kind (restatement/understanding/approach/verification/conclusion)."""
+    kind: str
+    start: int
+    end: int
+    approach: int | None = None
+    answer: str | None = None
+    outcome: str | None = None  # correct | incorrect | incomplete, for approaches
+
+
+@dataclass
+class Segmentation:
+    id: str
+    n_chars: int
+    first_answer_end: int | None
+    segments: list[Segment]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Segmentation:
+        keep = {f.name for f in fields(Segment)}
+        segs = [Segment(**{k: v for k, v in s.items() if k in keep}) for s in d["segments"]]
+        return cls(id=str(d["id"]), n_chars=int(d["n_chars"]), first_answer_end=d.get("first_answer_end"),
+                   segments=segs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+R = TypeVar("R", Problem, Trace)
+
+
+def to_json_dict(record: Problem | Trace) -> dict[str, Any]:
+    """Flat JSON form: the record's fields, with `extra` (the source's other fields) merged back in."""
+    d = asdict(record)
+    extra = d.pop("extra")
+    return {**extra, **{k: v for k, v in d.items() if v is not None}}
+
+
+# ------------------------------------------------------------------------------------------------ reading
+def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
+    """Stream `(line_number, object)` from a JSONL file; a line that is not a JSON object becomes a Reject.
+
+    Raises RecordError only when the file is missing. Blank lines are skipped. Non-UTF-8 bytes reject the line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RecordError("no such file", path=path)
+    with path.open("rb") as fh:
+        for n, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as err:
+                yield n, Reject(f"line:{n}", "bad_encoding", f"{path}:{n}: not UTF-8 ({err.reason} at byte {err.start})")
+                continue
+            except json.JSONDecodeError as err:
+                yield n, Reject(f"line:{n}", "bad_json", f"{path}:{n}: {err.msg} at column {err.colno}")
+                continue
+            if not isinstance(obj, dict):
+                yield n, Reject(f"line:{n}", "bad_json", f"{path}:{n}: expected a JSON object, got {type(obj).__name__}")
+                continue
+            yield n, obj
+
+
+def _lookup(obj: Mapping[str, Any], name: str, mapping: Mapping[str, str]) -> tuple[str | None, Any]:
+    if name in mapping:
+        return mapping[name], obj.get(mapping[name])
+    for alias in FIELD_ALIASES.get(name, (name,)):
+        if alias in obj:
+            return alias, obj[alias]
+    return None, None
+
+
+def parse_record(obj: Mapping[str, Any], kind: type[R], *, where: str, default_id: str,
+                 mapping: Mapping[str, str] | None = None) -> R | Reject:
+    """Build a Problem/Trace from one JSON object, or a Reject naming the file:line and field at fault."""
+    mapping = mapping or {}
+    used: set[str] = set()
+    src, rid = _lookup(obj, "id", mapping)
+    rid = default_id if rid is None or rid == "" else str(rid)
+    if src:
+        used.add(src)
+    values: dict[str, Any] = {}
+    for name in (*kind.REQUIRED, *kind.OPTIONAL):
+        src, value = _lookup(obj, name, mapping)
+        if src is None or value is None:
+            if name in kind.REQUIRED:
+                tried = mapping.get(name) or "/".join(FIELD_ALIASES.get(name, (name,)))
+                return Reject(rid, "missing_field", f"{where}: field {name!r} missing (looked for {tried}; "
+                              f"map it with data.fields.{name}=<field>)")
+            continue
+        used.add(src)
+        if name == "gold_answer" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            return Reject(rid, "bad_type", f"{where}: field {src!r} ({name}) must be a string, got {type(value).__name__}")
+        values[name] = value
+    if "gold_answer" in values:
+        from dlcot.answers import normalize_gold
+
+        values["gold_answer"] = normalize_gold(values["gold_answer"])
+    extra = {k: v for k, v in obj.items() if k not in used}
+    return kind(id=rid, extra=extra, **values)
+
+
+def read_records(path: str | Path, kind: type[R], mapping: Mapping[str, str] | None = None,
+                 limit: int | None = None) -> Iterator[R | Reject]:
+    """Stream records of `kind` from JSONL, yielding a Reject for every unusable line (never stopping).
+
+    Ids missing from the source become `<file stem>/<line>`; a repeated id is rejected as `duplicate_id`.
+    """
+    path = Path(path)
+    seen: set[str] = set()
+    count = 0
+    for n, obj in read_jsonl(path):
+        if limit is not None and count >= limit:
+            return
+        count += 1
+        rec = obj if isinstance(obj, Reject) else parse_record(
+            obj, kind, where=f"{path}:{n}", default_id=f"{path.stem}/{n - 1}", mapping=mapping)
+        if not isinstance(rec, Reject):
+            if rec.id in seen:
+                rec = Reject(rec.id, "duplicate_id", f"{path}:{n}: id {rec.id!r} already seen earlier in the file")
+            else:
+                seen.add(rec.id)
+        yield rec
+
+
+# ------------------------------------------------------------------------------------------------ writing
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a whole file so that readers see either the old or the new content, never a torn one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_jsonl(path: str | Path, rows: Iterable[Mapping[str, Any] | Any]) -> int:
+    """Write all rows atomically (dataclasses are converted); returns the number written."""
+    with ResumableJsonl(path, resume=False) as out:
+        for row in rows:
+            out.write(row)
+    return out.n_written
+
+
+class ResumableJsonl:
+    """Append-only JSONL output that commits atomically and resumes after a crash.
+
+    Lines go to `<path>.partial`, flushed one record at a time; `commit()` renames it to `path`. Opening with
+    `resume=True` keeps a leftover partial file (minus a torn last line) and exposes the ids already written in
+    `done_ids`; with `resume=False` any leftover is discarded.
+    """
+
+    def __init__(self, path: str | Path, *, resume: bool = True, id_field: str = "id"):
+        self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.done_ids: set[str] = set()
+        self.n_written = 0
+        if resume and self.partial.exists():
+            self._recover(id_field)
+        else:
+            self.partial.unlink(missing_ok=True)
+        self._fh = self.partial.open("a", encoding="utf-8")
+
+    def _recover(self, id_field: str) -> None:
+        data = self.partial.read_bytes()
+        keep = data[: data.rfind(b"\n") + 1]  # a line without its newline was torn by the crash
+        if len(keep) != len(data):
+            self.partial.write_bytes(keep)
+        for line in keep.decode("utf-8").splitlines():
+            if line.strip():
+                self.done_ids.add(str(json.loads(line).get(id_field)))
+                self.n_written += 1
+
+    def write(self, row: Mapping[str, Any] | Any) -> None:
+        if not isinstance(row, Mapping):
+            row = to_json_dict(row) if isinstance(row, (Trace, Problem)) else asdict(row)
+        self._fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        self._fh.flush()
+        self.n_written += 1
+
+    def commit(self) -> Path:
+        self._fh.close()
+        os.replace(self.partial, self.path)
+        return self.path
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+    def __enter__(self) -> ResumableJsonl:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.close()  # keep the partial file for resume
+
+
+# ------------------------------------------------------------------------------------------------ datasets
+def to_dataset(records: Iterable[Problem | Trace | Mapping[str, Any]]):
+    """A `datasets.Dataset` of flat JSON dicts (what TRL trainers and `datasets.map` consume)."""
+    from datasets import Dataset
+
+    rows = [r if isinstance(r, Mapping) else to_json_dict(r) for r in records]
+    return Dataset.from_list(rows)
+
+
+def from_dataset(ds: Iterable[Mapping[str, Any]], kind: type[R], mapping: Mapping[str, str] | None = None,
+                 name: str = "dataset") -> Iterator[R | Reject]:
+    """Records from a `datasets.Dataset` (or any iterable of dicts), with the same rejects as `read_records`."""
+    seen: set[str] = set()
+    for i, row in enumerate(ds):
+        rec = parse_record(row, kind, where=f"{name}[{i}]", default_id=f"{name}/{i}", mapping=mapping)
+        if not isinstance(rec, Reject):
+            if rec.id in seen:
+                rec = Reject(rec.id, "duplicate_id", f"{name}[{i}]: id {rec.id!r} already seen")
+            seen.add(rec.id)
+        yield rec
