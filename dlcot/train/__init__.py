@@ -1,0 +1,1 @@
+"""Training stage: SFT/DPO of students on distilled long chain-of-thought, thin glue over TRL."""
