@@ -214,7 +214,7 @@ class AnswerChecker:
     def check_many(self, items: Iterable[tuple[str, str | None]]) -> list[Verdict]:
         items = list(items)
         extracted = [extract_answer(text) for _, text in items]
-        return self.check_answers([(g, e) for (g, _), e in zip(items, extracted)])
+        return self.check_answers([(g, e) for (g, _), e in zip(items, extracted, strict=True)])
 
     def check_answers(self, items: Iterable[tuple[str, str | None]]) -> list[Verdict]:
         """Check already-extracted answers (None = no answer) against gold."""

@@ -15,7 +15,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -33,12 +33,12 @@ class DataConfig:
     """Where problems/traces come from. `fields` maps our record names to the source's field names."""
     name: str = "synthetic"
     source: str = "synthetic"  # synthetic | jsonl | hub
-    path: Optional[str] = None  # local JSONL / parquet for source=jsonl
-    hub_name: Optional[str] = None  # Hugging Face dataset for source=hub (GPU clusters; needs the Hub)
-    hub_config: Optional[str] = None
+    path: str | None = None  # local JSONL / parquet for source=jsonl
+    hub_name: str | None = None  # Hugging Face dataset for source=hub (GPU clusters; needs the Hub)
+    hub_config: str | None = None
     split: str = "train"
     fields: dict[str, str] = field(default_factory=dict)
-    limit: Optional[int] = None
+    limit: int | None = None
     # synthetic generator (dlcot.data.synthetic)
     n_problems: int = 300
     min_steps: int = 1
@@ -52,8 +52,8 @@ class TeacherConfig:
     """The model whose long CoT is distilled. `family` decides homologous vs nonhomologous students."""
     name: str = "synthetic"
     family: str = "qwen"
-    model: Optional[str] = None  # Hub name or local path when generating with an engine
-    system_prompt: Optional[str] = None
+    model: str | None = None  # Hub name or local path when generating with an engine
+    system_prompt: str | None = None
     prompt_template: str = "{problem}"
     max_new_tokens: int = 8192
     temperature: float = 0.7
@@ -72,16 +72,16 @@ class StudentConfig:
     name: str = "tiny_qwen2"
     family: str = "qwen"
     model: str = MISSING  # Hub name, local directory, or `tiny:<family>` for the test models
-    chat_template: Optional[str] = None  # file name in dlcot/train/templates/ (never inlined in YAML)
+    chat_template: str | None = None  # file name in dlcot/train/templates/ (never inlined in YAML)
     think_open: str = "<think>"
     think_close: str = "</think>"
     add_special_tokens: list[str] = field(default_factory=list)
-    eos_token: Optional[str] = None
-    pad_token: Optional[str] = None
+    eos_token: str | None = None
+    pad_token: str | None = None
     lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    attn_implementation: Optional[str] = None  # e.g. flash_attention_2 on GPUs
+    attn_implementation: str | None = None  # e.g. flash_attention_2 on GPUs
     dtype: str = "auto"
-    gguf_file: Optional[str] = None
+    gguf_file: str | None = None
 
 
 @dataclass
@@ -95,17 +95,17 @@ class EngineConfig:
     n: int = 1
     stop: list[str] = field(default_factory=list)
     # openai-compatible servers
-    base_url: Optional[str] = None
+    base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
     concurrency: int = 8
     max_retries: int = 4
     timeout_s: float = 120.0
-    cache_dir: Optional[str] = None
+    cache_dir: str | None = None
     # vllm
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.9
     # replay / scripted
-    path: Optional[str] = None
+    path: str | None = None
     response_field: str = "response"
     rules: dict[str, str] = field(default_factory=dict)
 
@@ -151,7 +151,7 @@ class TrainConfig:
     """Training settings; TRL's SFTConfig/DPOConfig are built from this group in dlcot.train only."""
     name: str = "sft"
     stage: str = "sft"  # sft | dpo
-    data: Optional[str] = None  # SFT JSONL (enhanced.jsonl / sft.jsonl) or pairs JSONL
+    data: str | None = None  # SFT JSONL (enhanced.jsonl / sft.jsonl) or pairs JSONL
     prompt_template: str = "{problem}"
     max_length: int = 4096
     length_policy: str = "drop"  # drop | truncate | error
@@ -186,12 +186,12 @@ class EvalConfig:
     """Evaluation (dlcot.eval): benchmark, sampling, metrics."""
     name: str = "default"
     benchmark: str = "math500"
-    path: Optional[str] = None
-    hub_name: Optional[str] = None
+    path: str | None = None
+    hub_name: str | None = None
     split: str = "test"
     fields: dict[str, str] = field(default_factory=dict)
     prompt_template: str = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
-    limit: Optional[int] = None
+    limit: int | None = None
     n: int = 1
     k: list[int] = field(default_factory=lambda: [1])
 
@@ -200,22 +200,37 @@ class EvalConfig:
 class WandbConfig:
     mode: str = "disabled"  # disabled | offline | online
     project: str = "dlcot"
-    entity: Optional[str] = None
-    group: Optional[str] = None
+    entity: str | None = None
+    group: str | None = None
     tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StageConfig:
+    """One step of a recipe's chain (dlcot.chain): a command, its overrides, and how to launch it.
+
+    Overrides may name earlier stages' output directories as `{stage_name}`; `launch` names an accelerate
+    config (e.g. launch/zero3.yaml) to run the step as its own `accelerate launch` process.
+    """
+    name: str = MISSING
+    command: str = MISSING
+    overrides: list[str] = field(default_factory=list)
+    launch: str | None = None
 
 
 @dataclass
 class RootConfig:
     command: str = ""
-    recipe: Optional[str] = None
-    input: Optional[str] = None
-    output: Optional[str] = None
-    model: Optional[str] = None
+    recipe: str | None = None
+    input: str | None = None
+    output: str | None = None
+    model: str | None = None
     runs_dir: str = "runs"
     seed: int = 0
     tokenizer: str = "qwen2"
-    stages: list[str] = field(default_factory=list)
+    runs: str | None = None  # `dlcot report runs=DIR`
+    overrides: list[str] = field(default_factory=list)  # the command line's overrides (set by compose)
+    stages: list[StageConfig] = field(default_factory=list)
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
@@ -229,13 +244,13 @@ class RootConfig:
 
 GROUPS = ("data", "teacher", "student", "engine", "enhance", "mcts", "train", "eval")
 # Keys that name where things go or how they are logged, not what is computed: left out of the run hash.
-VOLATILE_KEYS = ("command", "output", "runs_dir", "wandb")
+VOLATILE_KEYS = ("command", "output", "runs_dir", "wandb", "overrides")
 
 ConfigStore.instance().store(name="dlcot_schema", node=RootConfig)
 
 
 # --------------------------------------------------------------------------------------------- compose
-def normalize_overrides(overrides: list[str]) -> tuple[list[str], Optional[str]]:
+def normalize_overrides(overrides: list[str]) -> tuple[list[str], str | None]:
     """Map the user's `recipe=NAME` to Hydra's `recipes=NAME` and keep the name for run naming."""
     out, recipe = [], None
     for ov in overrides:
@@ -263,7 +278,8 @@ def compose(command: str, overrides: list[str] | tuple[str, ...] = ()) -> DictCo
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    overrides, _ = normalize_overrides(list(overrides))
+    user_overrides = list(overrides)
+    overrides, _ = normalize_overrides(user_overrides)
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="dlcot"):
             cfg = hydra_compose(config_name="config", overrides=[
@@ -273,6 +289,7 @@ def compose(command: str, overrides: list[str] | tuple[str, ...] = ()) -> DictCo
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(f"invalid config for `dlcot {command}`: {err}") from err
     OmegaConf.resolve(cfg)
+    cfg.overrides = user_overrides
     return cfg
 
 

@@ -123,13 +123,15 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | Reject]
             try:
                 obj = json.loads(raw.decode("utf-8"))
             except UnicodeDecodeError as err:
-                yield n, Reject(f"line:{n}", "bad_encoding", f"{path}:{n}: not UTF-8 ({err.reason} at byte {err.start})")
+                why = f"{path}:{n}: not UTF-8 ({err.reason} at byte {err.start})"
+                yield n, Reject(f"line:{n}", "bad_encoding", why)
                 continue
             except json.JSONDecodeError as err:
                 yield n, Reject(f"line:{n}", "bad_json", f"{path}:{n}: {err.msg} at column {err.colno}")
                 continue
             if not isinstance(obj, dict):
-                yield n, Reject(f"line:{n}", "bad_json", f"{path}:{n}: expected a JSON object, got {type(obj).__name__}")
+                why = f"{path}:{n}: expected a JSON object, got {type(obj).__name__}"
+                yield n, Reject(f"line:{n}", "bad_json", why)
                 continue
             yield n, obj
 
@@ -165,7 +167,8 @@ def parse_record(obj: Mapping[str, Any], kind: type[R], *, where: str, default_i
         if name == "gold_answer" and isinstance(value, (int, float)) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str):
-            return Reject(rid, "bad_type", f"{where}: field {src!r} ({name}) must be a string, got {type(value).__name__}")
+            why = f"{where}: field {src!r} ({name}) must be a string, got {type(value).__name__}"
+            return Reject(rid, "bad_type", why)
         values[name] = value
     if "gold_answer" in values:
         from dlcot.answers import normalize_gold
@@ -183,11 +186,9 @@ def read_records(path: str | Path, kind: type[R], mapping: Mapping[str, str] | N
     """
     path = Path(path)
     seen: set[str] = set()
-    count = 0
-    for n, obj in read_jsonl(path):
+    for count, (n, obj) in enumerate(read_jsonl(path)):
         if limit is not None and count >= limit:
             return
-        count += 1
         rec = obj if isinstance(obj, Reject) else parse_record(
             obj, kind, where=f"{path}:{n}", default_id=f"{path.stem}/{n - 1}", mapping=mapping)
         if not isinstance(rec, Reject):

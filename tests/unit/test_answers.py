@@ -75,7 +75,7 @@ def _hangs_on_hang(gold, pred, timeout_s):
 
 
 def test_timeout_is_enforced_and_pool_recovers(monkeypatch):
-    import dlcot.answers as answers
+    from dlcot import answers
 
     monkeypatch.setattr(answers, "_verify_worker", _hangs_on_hang)
     with AnswerChecker(workers=1, timeout_s=0.5) as c:

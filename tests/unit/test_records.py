@@ -6,8 +6,7 @@ import json
 import pytest
 
 from dlcot.errors import RecordError
-from dlcot.records import (Problem, Reject, ResumableJsonl, Trace, from_dataset, read_records, to_dataset,
-                           write_jsonl)
+from dlcot.records import Problem, Reject, ResumableJsonl, Trace, from_dataset, read_records, to_dataset, write_jsonl
 
 
 def _write(path, lines: list[bytes]):

@@ -1,0 +1,92 @@
+"""Run a recipe's stages in order: `dlcot run recipe=R [overrides]` (what `make demo` calls).
+
+A recipe lists `stages`, each a command with its own overrides; `{name}` in an override is replaced by the
+output directory of the earlier stage `name`, so each stage's output is the next one's input. Every stage is
+composed like a command line of its own (`recipe=R`, the user's overrides, the stage's overrides,
+`output=<run dir>/<stage>`), runs in-process or, when it names a `launch` config, as its own
+`accelerate launch` process (how training runs on GPU clusters).
+
+A stage that finished writes `.done.json` with the hash of its resolved config: a rerun of a finished chain
+skips it, a changed stage reruns, and a crashed stage resumes through the stage's own resume logic.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from dlcot.config import compose, config_hash, is_rank0, prepare_run_dir
+from dlcot.errors import ConfigError
+from dlcot.records import atomic_write_json
+
+log = logging.getLogger(__name__)
+DONE = ".done.json"
+
+
+def _substitute(overrides: list[str], dirs: dict[str, Path], stage: str, names: set[str]) -> list[str]:
+    """Replace `{name}` of a stage of this recipe by its output dir (other braces, e.g. templates, stay)."""
+    def repl(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in names:
+            return m.group(0)
+        if name not in dirs:
+            raise ConfigError(f"stage {stage!r} refers to {{{name}}}, which is not an earlier stage "
+                              f"(earlier: {', '.join(dirs) or 'none'})")
+        return str(dirs[name])
+
+    return [re.sub(r"\{([A-Za-z_][\w-]*)\}", repl, ov) for ov in overrides]
+
+
+def stage_overrides(cfg: DictConfig, stage: DictConfig, out: Path, dirs: dict[str, Path]) -> list[str]:
+    base = [f"recipe={cfg.recipe}"] if cfg.recipe else []
+    user = [ov for ov in cfg.overrides if not ov.startswith(("recipe=", "output="))]
+    names = {s.name for s in cfg.stages}
+    return [*base, *user, *_substitute(list(stage.overrides), dirs, stage.name, names), f"output={out}"]
+
+
+def _launch(stage: DictConfig, overrides: list[str]) -> None:
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", stage.launch,
+           "-m", "dlcot.cli", stage.command, *overrides]
+    log.info("launching %s", " ".join(cmd))
+    subprocess.run(cmd, check=True)
+
+
+def run(cfg: DictConfig) -> Path:
+    """Run every stage of the recipe; returns the chain's run directory."""
+    from dlcot.cli import run_command
+
+    if not cfg.stages:
+        raise ConfigError(f"recipe {cfg.recipe!r} lists no `stages`: nothing to run (see recipes/quickstart.yaml)")
+    root = prepare_run_dir(cfg)
+    dirs: dict[str, Path] = {}
+    timings: dict[str, float] = {}
+    for stage in cfg.stages:
+        if stage.name in dirs:
+            raise ConfigError(f"stage name {stage.name!r} is used twice in recipe {cfg.recipe!r}")
+        out = root / stage.name
+        overrides = stage_overrides(cfg, stage, out, dirs)
+        digest = config_hash(compose(stage.command, overrides))
+        done = out / DONE
+        dirs[stage.name] = out
+        if done.exists() and json.loads(done.read_text()).get("config_hash") == digest:
+            log.info("stage %s: done already (%s), skipping", stage.name, out)
+            timings[stage.name] = 0.0
+            continue
+        log.info("stage %s: dlcot %s %s", stage.name, stage.command, " ".join(overrides))
+        t0 = time.perf_counter()
+        if stage.launch:
+            _launch(stage, overrides)
+        else:
+            run_command(stage.command, overrides)
+        timings[stage.name] = round(time.perf_counter() - t0, 2)
+        if is_rank0():
+            atomic_write_json(done, {"config_hash": digest, "seconds": timings[stage.name], "overrides": overrides})
+    if is_rank0():
+        atomic_write_json(root / "chain.json", {"stages": {k: str(v) for k, v in dirs.items()}, "seconds": timings})
+    return root
