@@ -85,7 +85,8 @@ def test_timeout_is_enforced_and_pool_recovers(monkeypatch):
 
 def test_regrade_skyt1_sample_against_known_grader_bug(shared_data, checker):
     """math500/73: the original grader read \\boxed{\\frac{3\\sqrt{3}}{4}} as `4` and marked it wrong."""
-    rows = {r["id"]: r for r in map(json.loads, open(shared_data / "longcot/skyt1_math500.jsonl"))}
+    with open(shared_data / "longcot/skyt1_math500.jsonl") as fh:
+        rows = {r["id"]: r for r in map(json.loads, fh)}
     row = rows["math500/73"]
     assert row["model_answer"] == "4" and row["is_correct"] in (False, "False")
     v = checker.check(normalize_gold(row["gold_answer"]), row["raw_output"])
