@@ -20,6 +20,7 @@ from dlcot.errors import DlcotError
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:function", one-line help)
     "generate": ("dlcot.data.generate:run", "teacher long CoT for problems → traces.jsonl"),
+    "train": ("dlcot.train.sft:run", "SFT a student on traces/enhanced.jsonl (TRL) → model + train_stats.json"),
     "run": ("dlcot.chain:run", "run a recipe's stages in order (make demo = dlcot run recipe=quickstart)"),
     "report": ("dlcot.report:run", "one table (markdown + CSV + plot) of every run under runs=DIR"),
 }

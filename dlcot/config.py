@@ -68,20 +68,21 @@ class TeacherConfig:
 
 @dataclass
 class StudentConfig:
-    """A student family: what differs between Qwen, Llama, Gemma, SmolLM2, tiny test models."""
+    """A student family: what differs between Qwen, Llama, Gemma, SmolLM2, tiny test models (dlcot.train.models)."""
     name: str = "tiny_qwen2"
-    family: str = "qwen"
+    family: str = "qwen"  # compared with teacher.family: homologous (same) vs nonhomologous pairs
     model: str = MISSING  # Hub name, local directory, or `tiny:<family>` for the test models
     chat_template: str | None = None  # file name in dlcot/train/templates/ (never inlined in YAML)
     think_open: str = "<think>"
     think_close: str = "</think>"
-    add_special_tokens: list[str] = field(default_factory=list)
-    eos_token: str | None = None
+    add_special_tokens: list[str] = field(default_factory=list)  # added (embeddings resized), e.g. <think> tokens
+    eos_token: str | None = None  # the end-of-turn token the template closes assistant turns with
     pad_token: str | None = None
     lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    attn_implementation: str | None = None  # e.g. flash_attention_2 on GPUs
-    dtype: str = "auto"
+    attn_implementation: str | None = None  # e.g. flash_attention_2 / sdpa on GPUs
+    dtype: str = "auto"  # auto | bfloat16 | float16 | float32
     gguf_file: str | None = None
+    revision: str | None = None
 
 
 @dataclass
@@ -139,11 +140,13 @@ class MctsConfig:
 
 @dataclass
 class LoraConfig:
+    """PEFT LoRA/QLoRA; target modules come from the student (`student.lora_target_modules`) unless set here."""
     enabled: bool = False
     r: int = 16
     alpha: int = 32
     dropout: float = 0.05
-    quantize_4bit: bool = False  # QLoRA: needs a GPU and bitsandbytes
+    target_modules: list[str] | None = None
+    quantize_4bit: bool = False  # QLoRA: needs a CUDA GPU and bitsandbytes
 
 
 @dataclass
@@ -151,11 +154,16 @@ class TrainConfig:
     """Training settings; TRL's SFTConfig/DPOConfig are built from this group in dlcot.train only."""
     name: str = "sft"
     stage: str = "sft"  # sft | dpo
-    data: str | None = None  # SFT JSONL (enhanced.jsonl / sft.jsonl) or pairs JSONL
+    data: str | None = None  # SFT JSONL (traces.jsonl / enhanced.jsonl / sft.jsonl) or pairs JSONL
+    fields: dict[str, str] = field(default_factory=dict)  # trace field -> source field (e.g. reasoning: enhanced)
+    limit: int | None = None  # first N records of `data`
+    system_prompt: str | None = None
     prompt_template: str = "{problem}"
+    missing_response: str = "boxed_gold"  # reject | boxed_gold: what follows </think> when a trace has no response
     max_length: int = 4096
-    length_policy: str = "drop"  # drop | truncate | error
+    length_policy: str = "drop"  # drop | truncate | error, for examples longer than max_length (tokens)
     packing: bool = False
+    packing_strategy: str = "bfd"
     padding_free: bool = False
     epochs: float = 1.0
     max_steps: int = -1
@@ -163,15 +171,18 @@ class TrainConfig:
     lr_scheduler_type: str = "cosine"
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    optim: str = "adamw_torch"
     per_device_batch_size: int = 1
     gradient_accumulation_steps: int = 1
     gradient_checkpointing: bool = False
     bf16: bool = False
     use_cpu: bool = False
+    dataloader_num_workers: int = 0
     logging_steps: int = 10
     save_steps: int = 500
     save_total_limit: int = 2
-    resume: str = "auto"  # auto | never | PATH
+    resume: str = "auto"  # auto | never | PATH of a checkpoint directory
     lora: LoraConfig = field(default_factory=LoraConfig)
     # DPO (Marco-o1 v2): conservative DPO + alpha * SFT, common-prefix masking
     beta: float = 0.1

@@ -1,0 +1,145 @@
+"""SFT examples from teacher traces (raw `traces.jsonl` or DLCoT `enhanced.jsonl`) as conversations.
+
+One trace becomes `[user: prompt_template(problem), assistant: <think>\\n reasoning \\n</think>\\n\\n response]`.
+Every example is rendered and tokenized here with the student's training template once, so that
+
+- the length policy sees real token counts: over `train.max_length` an example is dropped (a `too_long`
+  reject), kept for TRL to truncate (counted as `truncated`), or stops the run (`error`); peers truncate the
+  reasoning silently, we count every case in `train_stats.json`;
+- template faults stop the run before training: no assistant tokens in the mask (no `{% generation %}`
+  markers), or an assistant turn that does not end on the student's EOS (students that never stop).
+
+TRL re-tokenizes the `messages` column itself (`assistant_only_loss=True`); the test suite checks that its
+labels are exactly the assistant mask computed the same way here.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from dlcot.errors import ConfigError, ModelError, RecordError
+from dlcot.records import Reject, Trace, read_records
+
+LENGTH_POLICIES = ("drop", "truncate", "error")
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SFTData:
+    """Conversations TRL trains on, the traces left out (with reasons), and counts for `train_stats.json`."""
+    messages: list[list[dict[str, str]]]
+    ids: list[str]
+    rejects: list[Reject]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def to_dataset(self):
+        from datasets import Dataset
+
+        return Dataset.from_dict({"messages": self.messages})
+
+
+def assistant_text(trace: Trace, train: DictConfig, student: DictConfig) -> str | Reject:
+    """`<think>\\n reasoning \\n</think>\\n\\n response`, or a Reject when there is nothing to learn."""
+    reasoning = trace.reasoning.strip()
+    response = (trace.response or "").strip()
+    if not response and train.missing_response == "boxed_gold" and trace.gold_answer.strip():
+        response = f"The final answer is $\\boxed{{{trace.gold_answer.strip()}}}$."
+    if not reasoning and not response:
+        return Reject(trace.id, "empty_assistant", "reasoning and response are both empty: no assistant text")
+    if not response:
+        return Reject(trace.id, "no_response", "no response after the thought and train.missing_response=reject")
+    return f"{student.think_open}\n{reasoning}\n{student.think_close}\n\n{response}"
+
+
+def conversation(trace: Trace, train: DictConfig, student: DictConfig) -> list[dict[str, str]] | Reject:
+    content = assistant_text(trace, train, student)
+    if isinstance(content, Reject):
+        return content
+    try:
+        user = train.prompt_template.format(problem=trace.problem)
+    except (KeyError, IndexError) as err:
+        raise ConfigError(f"train.prompt_template={train.prompt_template!r}: only {{problem}} may be named "
+                          f"(double other braces: {{{{ }}}}); got {err}") from err
+    msgs = [{"role": "user", "content": user}, {"role": "assistant", "content": content}]
+    if train.system_prompt:
+        msgs.insert(0, {"role": "system", "content": train.system_prompt})
+    return msgs
+
+
+def render(tokenizer, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:
+    """(input_ids, assistant mask) exactly as TRL's `assistant_only_loss` computes them."""
+    out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
+                                        return_assistant_tokens_mask=True)
+    return list(out["input_ids"]), list(out["assistant_masks"])
+
+
+def check_turn_end(ids: list[int], mask: list[int], tokenizer, example_id: str) -> None:
+    """The trained span must exist and end on the EOS token, or the student never learns to stop."""
+    if 1 not in mask:
+        raise ModelError(f"example {example_id!r}: the chat template marks no assistant tokens; it needs "
+                         "{% generation %}...{% endgeneration %} around the assistant content (see "
+                         "dlcot/train/templates/)")
+    last = len(mask) - 1 - mask[::-1].index(1)
+    eos_id = tokenizer.convert_tokens_to_ids(tokenizer.eos_token)
+    if ids[last] != eos_id:
+        raise ModelError(f"example {example_id!r}: the trained assistant span ends on "
+                         f"{tokenizer.convert_ids_to_tokens(ids[last])!r}, not the eos token {tokenizer.eos_token!r}; "
+                         "put the end-of-turn token inside {% generation %} or set student.eos_token")
+
+
+def build_sft_data(cfg: DictConfig, tokenizer) -> SFTData:
+    """Read `cfg.train.data`, build conversations, apply the length policy; errors before any training."""
+    train, student = cfg.train, cfg.student
+    if not train.data:
+        raise ConfigError("train.data is not set: pass train.data=PATH (traces.jsonl, enhanced.jsonl or sft.jsonl)")
+    if train.length_policy not in LENGTH_POLICIES:
+        raise ConfigError(f"train.length_policy={train.length_policy!r}: use one of {', '.join(LENGTH_POLICIES)}")
+    path = Path(train.data)
+    messages, ids, rejects = [], [], []
+    counts: Counter[str] = Counter()
+    n_input = 0
+    for rec in read_records(path, Trace, mapping=dict(train.fields), limit=train.limit):
+        n_input += 1
+        conv = rec if isinstance(rec, Reject) else conversation(rec, train, student)
+        if isinstance(conv, Reject):
+            rejects.append(conv)
+            continue
+        tok_ids, mask = render(tokenizer, conv)
+        check_turn_end(tok_ids, mask, tokenizer, rec.id)
+        n_tokens, n_assistant = len(tok_ids), sum(mask)
+        prompt_tokens = mask.index(1)
+        if n_tokens > train.max_length:
+            where = f"{path}: id {rec.id!r}"
+            if train.length_policy == "error":
+                raise RecordError(f"{where}: {n_tokens} tokens > train.max_length={train.max_length} "
+                                  "(length_policy=error); raise max_length or use length_policy=drop|truncate",
+                                  path=path)
+            if train.length_policy == "drop" or prompt_tokens >= train.max_length:
+                rejects.append(Reject(rec.id, "too_long", f"{n_tokens} tokens ({prompt_tokens} prompt) > "
+                                      f"max_length={train.max_length}"))
+                continue
+            counts["truncated"] += 1
+            counts["tokens_truncated"] += n_tokens - train.max_length
+            n_assistant = sum(mask[:train.max_length])
+            n_tokens = train.max_length
+        messages.append(conv)
+        ids.append(rec.id)
+        counts["tokens"] += n_tokens
+        counts["assistant_tokens"] += n_assistant
+    reasons = Counter(r.reason for r in rejects)
+    stats = {"data": str(path), "n_input": n_input, "n_kept": len(messages), "n_rejected": len(rejects),
+             "reject_reasons": dict(reasons), "length_policy": train.length_policy, "max_length": train.max_length,
+             "dropped_by_length": reasons.get("too_long", 0), "truncated": counts["truncated"],
+             "tokens_truncated": counts["tokens_truncated"], "dataset_tokens": counts["tokens"],
+             "dataset_assistant_tokens": counts["assistant_tokens"]}
+    if not messages:
+        detail = "; ".join(f"{r.id}: {r.reason} ({r.detail})" for r in rejects[:3])
+        raise RecordError(f"no usable SFT examples: {n_input} read, all rejected {dict(reasons)}"
+                          + (f"; e.g. {detail}" if detail else ""), path=path)
+    log.info("SFT data %s: %d kept of %d (%s)", path, len(messages), n_input, dict(reasons) or "no rejects")
+    return SFTData(messages, ids, rejects, stats)

@@ -1,0 +1,168 @@
+"""Load a student (model + tokenizer + training chat template) from a `student` config, and its PEFT config.
+
+`student.model` is a Hub name, a local directory, or `tiny:<family>`: a tiny random model built once by
+`dlcot.testing.build_tiny_model` into `<runs_dir>/_tiny/<family>-<hash of its arguments>` and then loaded through
+the same `from_pretrained` path a real checkpoint takes, so tests exercise the loading code the cluster runs.
+
+The chat template always comes from `dlcot/train/templates/<student.chat_template>` (a training template with
+`{% generation %}` markers, so TRL's `assistant_only_loss` trains exactly the assistant turn, `<think>` block and
+end-of-turn token included); a tokenizer left without any template is an error here, before training starts.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from dlcot.errors import ConfigError, ModelError
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+TINY_PREFIX = "tiny:"
+_DTYPES = {"auto": "auto", "bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16",
+           "float32": "float32", "fp32": "float32"}
+
+log = logging.getLogger(__name__)
+
+
+def template_text(name: str) -> str:
+    """The text of a training chat template file, with an error listing the ones that exist."""
+    path = TEMPLATES_DIR / name
+    if not path.is_file():
+        known = ", ".join(sorted(p.name for p in TEMPLATES_DIR.glob("*.jinja")))
+        raise ConfigError(f"student.chat_template={name!r}: no file {path} (known: {known})")
+    return path.read_text()
+
+
+def tiny_model_dir(family: str, runs_dir: str | Path, **kwargs: Any) -> Path:
+    """Build (once) the tiny `family` model and return its directory, keyed by a hash of the build arguments.
+
+    Every rank of a multi-process launch may call this at the same time: each builds into its own temporary
+    directory and renames it into place; the build is seeded, so whichever rename wins holds the same files.
+    """
+    from dlcot.testing import FAMILIES, build_tiny_model
+
+    if family not in FAMILIES:
+        raise ConfigError(f"student.model=tiny:{family}: unknown tiny family (known: {', '.join(sorted(FAMILIES))})")
+    key = hashlib.sha256(json.dumps({"family": family, **kwargs}, sort_keys=True).encode()).hexdigest()[:10]
+    out = Path(runs_dir) / "_tiny" / f"{family}-{key}"
+    if (out / "config.json").is_file():
+        return out
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    build_tiny_model(family, tmp, **kwargs)
+    try:
+        tmp.rename(out)
+    except OSError:  # another rank got there first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def resolve_model_path(student: DictConfig, runs_dir: str | Path) -> str:
+    """Hub name or directory to load `student.model` from (building `tiny:<family>` models on first use)."""
+    name = str(student.model)
+    if name.startswith(TINY_PREFIX):
+        return str(tiny_model_dir(name[len(TINY_PREFIX):], runs_dir))
+    return name
+
+
+def load_tokenizer(student: DictConfig, path: str):
+    """The student's tokenizer with the training chat template, special tokens, eos and pad set from config."""
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(path, revision=student.get("revision"))
+    except (OSError, ValueError) as err:
+        raise ModelError(f"student {student.name!r}: cannot load a tokenizer from {path!r} ({err}); set "
+                         "student.model to a local directory, a Hub name reachable from here, or tiny:<family>") from err
+    if student.chat_template:
+        tok.chat_template = template_text(student.chat_template)
+    if not tok.chat_template:
+        raise ModelError(f"student {student.name!r}: the tokenizer at {path!r} has no chat template and "
+                         "student.chat_template is not set; name a file of dlcot/train/templates/ "
+                         f"({', '.join(sorted(p.name for p in TEMPLATES_DIR.glob('*.jinja')))})")
+    if student.add_special_tokens:
+        tok.add_tokens([t for t in student.add_special_tokens if t not in tok.get_vocab()])
+    for role in ("eos_token", "pad_token"):
+        value = student.get(role)
+        if value:
+            if value not in tok.get_vocab():
+                raise ModelError(f"student {student.name!r}: {role}={value!r} is not in the tokenizer's vocabulary")
+            setattr(tok, role, value)
+    if tok.eos_token is None:
+        raise ModelError(f"student {student.name!r}: the tokenizer has no eos token; set student.eos_token to the "
+                         "token that ends an assistant turn in its chat template")
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def quantization_config(train: DictConfig):
+    """BitsAndBytes 4-bit config for QLoRA, or None. QLoRA needs CUDA: a clear error elsewhere."""
+    if not (train.lora.enabled and train.lora.quantize_4bit):
+        return None
+    import torch
+
+    if train.use_cpu or not torch.cuda.is_available():
+        raise ConfigError("train.lora.quantize_4bit=true (QLoRA) needs a CUDA GPU and bitsandbytes; none is "
+                          "available here. Use train=sft_lora on CPU.")
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16)
+
+
+def load_model(student: DictConfig, train: DictConfig, path: str, tokenizer):
+    """The causal LM for `student`, dtype/attention/quantization from config, embeddings sized to the tokenizer."""
+    from transformers import AutoModelForCausalLM
+
+    dtype = _DTYPES.get(str(student.dtype))
+    if dtype is None:
+        raise ConfigError(f"student.dtype={student.dtype!r}: use one of {sorted(_DTYPES)}")
+    if train.use_cpu and dtype == "auto":
+        dtype = "float32"  # CPU kernels: fp32 is the fast and exact choice
+    kwargs: dict[str, Any] = {"dtype": dtype, "revision": student.get("revision")}
+    if student.attn_implementation:
+        kwargs["attn_implementation"] = student.attn_implementation
+    if student.gguf_file:
+        kwargs["gguf_file"] = student.gguf_file
+    quant = quantization_config(train)
+    if quant is not None:
+        kwargs["quantization_config"] = quant
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as err:
+        raise ModelError(f"student {student.name!r}: cannot load a model from {path!r} ({err})") from err
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tokenizer))
+    eos_id = tokenizer.convert_tokens_to_ids(tokenizer.eos_token)
+    model.generation_config.eos_token_id = eos_id  # generation stops where training taught the turn to end
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def peft_config(student: DictConfig, train: DictConfig):
+    """PEFT `LoraConfig` for TRL's `peft_config=` (None when LoRA is off)."""
+    if not train.lora.enabled:
+        return None
+    from peft import LoraConfig
+
+    targets = list(train.lora.target_modules or student.lora_target_modules)
+    if not targets:
+        raise ConfigError(f"train.lora.enabled but no target modules: set student.lora_target_modules "
+                          f"(student {student.name!r}) or train.lora.target_modules")
+    return LoraConfig(r=train.lora.r, lora_alpha=train.lora.alpha, lora_dropout=train.lora.dropout,
+                      target_modules=targets, task_type="CAUSAL_LM", bias="none")
+
+
+def load_student(cfg: DictConfig):
+    """(model, tokenizer, resolved model path) for the composed config's `student` and `train` groups."""
+    path = resolve_model_path(cfg.student, cfg.runs_dir)
+    quantization_config(cfg.train)  # fail on a CPU-only QLoRA request before loading anything
+    tokenizer = load_tokenizer(cfg.student, path)
+    model = load_model(cfg.student, cfg.train, path, tokenizer)
+    return model, tokenizer, path
