@@ -19,6 +19,7 @@ from dlcot.errors import DlcotError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:function", one-line help)
+    "eval": ("dlcot.eval.commands:eval", "score a model on a benchmark → predictions.jsonl, metrics.json, report.md"),
     "generate": ("dlcot.data.generate:run", "teacher long CoT for problems → traces.jsonl"),
     "train": ("dlcot.train.sft:run", "SFT a student on traces/enhanced.jsonl (TRL) → model + train_stats.json"),
     "run": ("dlcot.chain:run", "run a recipe's stages in order (make demo = dlcot run recipe=quickstart)"),

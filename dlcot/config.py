@@ -87,7 +87,10 @@ class StudentConfig:
 
 @dataclass
 class EngineConfig:
-    """Text generation backend (dlcot.engines): hf | vllm | openai | scripted | replay."""
+    """Text generation backend (dlcot.engines): hf | vllm | openai | scripted | replay.
+
+    Sampling settings here are the defaults a stage passes to `Engine.generate`; temperature 0 means greedy.
+    """
     name: str = "hf"
     batch_size: int = 8
     max_new_tokens: int = 512
@@ -95,8 +98,12 @@ class EngineConfig:
     top_p: float = 1.0
     n: int = 1
     stop: list[str] = field(default_factory=list)
+    dtype: str = "auto"  # hf / vllm weights dtype: auto | float32 | bfloat16 | float16
+    device: str | None = None  # hf: cpu | cuda | cuda:1 ...; None picks cuda when available
     # openai-compatible servers
     base_url: str | None = None
+    endpoint: str = "chat"  # chat (/chat/completions, server applies the chat template) | completions
+    served_model: str | None = None  # the `model` field of requests; defaults to the model path/name
     api_key_env: str = "OPENAI_API_KEY"
     concurrency: int = 8
     max_retries: int = 4
@@ -105,10 +112,14 @@ class EngineConfig:
     # vllm
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None
     # replay / scripted
     path: str | None = None
     response_field: str = "response"
-    rules: dict[str, str] = field(default_factory=dict)
+    id_field: str = "id"
+    match: str = "id"  # replay: id (stored id == problem id) | problem (stored problem text found in the prompt)
+    problem_field: str = "problem"
+    rules: dict[str, str] = field(default_factory=dict)  # scripted: regex on the prompt -> response
 
 
 @dataclass
@@ -193,18 +204,44 @@ class TrainConfig:
 
 
 @dataclass
-class EvalConfig:
-    """Evaluation (dlcot.eval): benchmark, sampling, metrics."""
-    name: str = "default"
-    benchmark: str = "math500"
+class BenchmarkConfig:
+    """One benchmark (conf/benchmark/*.yaml, selected with `benchmark=NAME`): where its rows come from and how
+    a row becomes a prompt and a gold answer.
+
+    `path` (local JSONL; relative paths are tried from the current directory, then from the repository root) is
+    used when the file exists, else `hub_name` (GPU clusters with Hub access). `fields` maps record names (id,
+    problem, gold_answer) to the source's field names. Multiple-choice benchmarks (`choices` = the fields holding
+    the options, the first being correct) are shuffled per row with a seeded RNG and graded as letters.
+    """
+    name: str = "math500"
+    kind: str = "math"  # math | multiple_choice | synthetic
     path: str | None = None
     hub_name: str | None = None
+    hub_config: str | None = None
     split: str = "test"
     fields: dict[str, str] = field(default_factory=dict)
+    choices: list[str] = field(default_factory=list)
     prompt_template: str = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
+    breakdown: list[str] = field(default_factory=list)  # row fields to report accuracy by (subject, level)
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation (dlcot.eval): benchmark, sampling, metrics. Sampling settings not set here come from `engine`."""
+    name: str = "default"
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     limit: int | None = None
-    n: int = 1
-    k: list[int] = field(default_factory=lambda: [1])
+    n: int = 1  # samples per problem
+    k: list[int] = field(default_factory=lambda: [1])  # pass@k / maj@k for each k <= n
+    max_new_tokens: int | None = None  # None: engine.max_new_tokens
+    temperature: float | None = None  # None: engine.temperature
+    top_p: float | None = None  # None: engine.top_p
+    chat: bool = True  # format prompts with the model's chat template (false: raw prompt text)
+    system_prompt: str | None = None
+    chunk_size: int = 64  # problems generated + scored + written per step (the resume granularity)
+    markers: list[str] = field(default_factory=lambda: ["wait", "alternatively", "hmm", "double-check"])
+    checker_workers: int = 1
+    checker_timeout_s: float = 5.0
 
 
 @dataclass
@@ -262,13 +299,21 @@ ConfigStore.instance().store(name="dlcot_schema", node=RootConfig)
 
 # --------------------------------------------------------------------------------------------- compose
 def normalize_overrides(overrides: list[str]) -> tuple[list[str], str | None]:
-    """Map the user's `recipe=NAME` to Hydra's `recipes=NAME` and keep the name for run naming."""
+    """Map the user's `recipe=NAME` to Hydra's `recipes=NAME` and keep the name for run naming; map
+    `benchmark=NAME` to the `benchmark` group placed at `eval.benchmark` (DESIGN.md §3's `dlcot eval benchmark=B`)."""
     out, recipe = [], None
     for ov in overrides:
         key, sep, value = ov.partition("=")
         if sep and key.lstrip("+~") == "recipe":
             recipe = value
             out.append(f"recipes={value}")
+            continue
+        if sep and key == "benchmark":
+            if not (CONF_DIR / "benchmark" / f"{value}.yaml").is_file():
+                known = ", ".join(list_options("benchmark"))
+                raise ConfigError(f"unknown benchmark {value!r}: no file {CONF_DIR / 'benchmark' / value}.yaml "
+                                  f"(known: {known})")
+            out.append(f"benchmark@eval.benchmark={value}")
             continue
         out.append(ov)
     if recipe is not None:

@@ -1,0 +1,1 @@
+"""Evaluation (`dlcot eval`): benchmarks → engine generations → `dlcot.answers` verdicts → metrics and report."""
