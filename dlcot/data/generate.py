@@ -1,0 +1,108 @@
+"""`dlcot generate`: teacher long CoT for problems → `traces.jsonl`, `rejected.jsonl`, `stats.json`.
+
+Two teachers: `teacher=synthetic` writes the embedded default (synthetic problems, R1-style traces with their
+true segmentation in `segments.jsonl`, and held-out problems in `heldout.jsonl` for evaluation), and any other
+teacher generates through an engine (`engine=vllm|hf|openai`, `teacher.model=...`). Engine output is split at
+the thought's closing tag into `reasoning` and `response`; outputs that were cut at max tokens or never close
+the thought are rejected with that reason, so the trace file holds only complete teacher CoT.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from dlcot.answers import split_thought
+from dlcot.config import prepare_run_dir, to_dict
+from dlcot.data.sources import load_records, synthetic_problems
+from dlcot.errors import ConfigError, RecordError
+from dlcot.records import Problem, Reject, ResumableJsonl, atomic_write_json, to_json_dict, write_jsonl
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig) -> Path:
+    out = prepare_run_dir(cfg)
+    stats = _synthetic(cfg, out) if cfg.teacher.name == "synthetic" else _with_engine(cfg, out)
+    atomic_write_json(out / "stats.json", stats)
+    log.info("generate: %d traces kept, %d rejected → %s", stats["n_kept"], stats["n_rejected"], out)
+    return out
+
+
+def _synthetic(cfg: DictConfig, out: Path) -> dict:
+    from dlcot.data.synthetic import TeacherStyle, generate_problems, teach
+
+    if cfg.data.source != "synthetic":
+        raise ConfigError("teacher=synthetic can only teach the synthetic generator's problems (data=synthetic); "
+                          "use an engine teacher (teacher.model=..., engine=vllm|hf|openai) for other data")
+    d = cfg.data
+    knobs = {"min_steps": d.min_steps, "max_steps": d.max_steps, "max_operand": d.max_operand}
+    problems = generate_problems(d.n_problems + d.heldout, cfg.seed, **knobs)
+    style = TeacherStyle(**to_dict(cfg.teacher.style))
+    train, heldout = problems[: d.n_problems], problems[d.n_problems:]
+    traces = [teach(p, cfg.seed, style) for p in tqdm(train, desc="synthetic teacher", disable=None)]
+    write_jsonl(out / "problems.jsonl", (p.to_record() for p in train))
+    write_jsonl(out / "heldout.jsonl", (p.to_record() for p in heldout))
+    write_jsonl(out / "traces.jsonl", (t.to_trace_record() for t in traces))
+    write_jsonl(out / "segments.jsonl", (t.to_segmentation() for t in traces))
+    write_jsonl(out / "rejected.jsonl", [])
+    return {"teacher": cfg.teacher.name, "n_input": len(train), "n_kept": len(traces), "n_rejected": 0,
+            "n_heldout": len(heldout), "n_correct": sum(t.is_correct for t in traces), "reject_reasons": {}}
+
+
+def _with_engine(cfg: DictConfig, out: Path) -> dict:
+    from dlcot.engines import make_engine
+
+    t = cfg.teacher
+    if not t.model:
+        raise ConfigError(f"teacher={t.name}: set teacher.model=<Hub name or path> to generate with an engine")
+    source = load_records(cfg.data, Problem, cfg.input) if cfg.input or cfg.data.source != "synthetic" else (
+        synthetic_problems(cfg.data, cfg.seed))
+    traces, rejects = ResumableJsonl(out / "traces.jsonl"), ResumableJsonl(out / "rejected.jsonl")
+    done = traces.done_ids | rejects.done_ids
+    n_input = 0
+    todo: list[Problem] = []
+    for rec in source:
+        n_input += 1
+        if rec.id in done:
+            continue
+        if isinstance(rec, Reject):
+            rejects.write(rec)
+        else:
+            todo.append(rec)
+    if n_input == 0:
+        raise RecordError("no problems to generate for", path=cfg.input or cfg.data.path)
+    engine = make_engine(cfg.engine, model_path=t.model, tokenizer_name=cfg.tokenizer, seed=cfg.seed)
+    try:
+        step = max(1, cfg.engine.batch_size)
+        for i in tqdm(range(0, len(todo), step), desc=f"teacher {t.name}", disable=None):
+            batch = todo[i:i + step]
+            prompts = engine.chat([t.prompt_template.format(problem=p.problem) for p in batch], t.system_prompt)
+            outs = engine.generate(prompts, n=t.n, max_new_tokens=t.max_new_tokens, temperature=t.temperature,
+                                   top_p=t.top_p, seed=cfg.seed, keys=[p.id for p in batch])
+            for prob, comps in zip(batch, outs, strict=True):
+                for k, comp in enumerate(comps):
+                    tid = prob.id if t.n == 1 else f"{prob.id}#{k}"
+                    thought, after = split_thought(comp.text)
+                    if comp.finish_reason == "length":
+                        rejects.write(Reject(tid, "truncated", f"hit max_new_tokens={t.max_new_tokens}"))
+                    elif not thought:
+                        rejects.write(Reject(tid, "unclosed_thought", "no </think> in the teacher's output"))
+                    else:
+                        rec = {**to_json_dict(prob), "id": tid, "reasoning": thought.replace("<think>", "", 1).strip(),
+                               "response": after.strip(), "teacher": t.name, "teacher_tokens": comp.n_tokens}
+                        traces.write(rec)
+    finally:
+        engine.close()
+        traces.close()
+        rejects.close()
+    traces.commit()
+    rejects.commit()
+    reasons = Counter(json.loads(line)["reason"] for line in (out / "rejected.jsonl").read_text().splitlines())
+    n_kept = traces.n_written
+    return {"teacher": t.name, "n_input": n_kept + sum(reasons.values()), "n_problems": n_input, "n_kept": n_kept,
+            "n_rejected": sum(reasons.values()), "reject_reasons": dict(reasons), "tokenizer": engine.tokenizer_name}
