@@ -1,7 +1,7 @@
 """Run a recipe's stages in order: `dlcot run recipe=R [overrides]` (what `make demo` calls).
 
 A recipe lists `stages`, each a command with its own overrides; `{name}` in an override is replaced by the
-output directory of the earlier stage `name`, so each stage's output is the next one's input. Every stage is
+output directory of the earlier stage `name` (`{run}`: the chain's own directory), so each stage's output is the next one's input. Every stage is
 composed like a command line of its own (`recipe=R`, the user's overrides, the stage's overrides,
 `output=<run dir>/<stage>`), runs in-process or, when it names a `launch` config, as its own
 `accelerate launch` process (how training runs on GPU clusters).
@@ -46,7 +46,7 @@ def _substitute(overrides: list[str], dirs: dict[str, Path], stage: str, names: 
 def stage_overrides(cfg: DictConfig, stage: DictConfig, out: Path, dirs: dict[str, Path]) -> list[str]:
     base = [f"recipe={cfg.recipe}"] if cfg.recipe else []
     user = [ov for ov in cfg.overrides if not ov.startswith(("recipe=", "output="))]
-    names = {s.name for s in cfg.stages}
+    names = {s.name for s in cfg.stages} | {"run"}
     return [*base, *user, *_substitute(list(stage.overrides), dirs, stage.name, names), f"output={out}"]
 
 
@@ -64,7 +64,7 @@ def run(cfg: DictConfig) -> Path:
     if not cfg.stages:
         raise ConfigError(f"recipe {cfg.recipe!r} lists no `stages`: nothing to run (see recipes/quickstart.yaml)")
     root = prepare_run_dir(cfg)
-    dirs: dict[str, Path] = {}
+    dirs: dict[str, Path] = {"run": root}  # `{run}` is the chain's own directory (e.g. for `report runs={run}`)
     timings: dict[str, float] = {}
     for stage in cfg.stages:
         if stage.name in dirs:

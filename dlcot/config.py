@@ -10,9 +10,12 @@ Recipes live in `recipes/` at the repository root (not under `conf/`) and are se
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import os
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,11 +62,8 @@ class TeacherConfig:
     temperature: float = 0.7
     top_p: float = 0.95
     n: int = 1
-    # synthetic teacher style (dlcot.data.synthetic.TeacherStyle)
-    slip_rate: float = 0.3
-    abandon_rate: float = 0.2
-    wrong_rate: float = 0.1
-    redundant_rate: float = 0.4
+    # synthetic teacher: fields of dlcot.data.synthetic.TeacherStyle (p_slip, p_abandon, p_redundant, ...)
+    style: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -292,12 +292,25 @@ class RootConfig:
 
 GROUPS = ("data", "teacher", "student", "engine", "enhance", "mcts", "train", "eval")
 # Keys that name where things go or how they are logged, not what is computed: left out of the run hash.
-VOLATILE_KEYS = ("command", "output", "runs_dir", "wandb", "overrides")
+VOLATILE_KEYS = ("command", "output", "runs_dir", "wandb", "overrides", "stages")
 
 ConfigStore.instance().store(name="dlcot_schema", node=RootConfig)
 
 
 # --------------------------------------------------------------------------------------------- compose
+@functools.cache
+def _dict_fields(node: type = None, prefix: str = "") -> frozenset[str]:
+    """Dotted paths of the schema's free-form dict fields (data.fields, engine.rules, train.extra, ...)."""
+    out: set[str] = set()
+    for f in dataclasses.fields(node or RootConfig):
+        hint = typing.get_type_hints(node or RootConfig)[f.name]
+        if typing.get_origin(hint) is dict:
+            out.add(prefix + f.name)
+        elif dataclasses.is_dataclass(hint):
+            out |= _dict_fields(hint, f"{prefix}{f.name}.")
+    return frozenset(out)
+
+
 def normalize_overrides(overrides: list[str]) -> tuple[list[str], str | None]:
     """Map the user's `recipe=NAME` to Hydra's `recipes=NAME` and keep the name for run naming; map
     `benchmark=NAME` to the `benchmark` group placed at `eval.benchmark` (DESIGN.md §3's `dlcot eval benchmark=B`)."""
@@ -315,6 +328,8 @@ def normalize_overrides(overrides: list[str]) -> tuple[list[str], str | None]:
                                   f"(known: {known})")
             out.append(f"benchmark@eval.benchmark={value}")
             continue
+        if sep and not key.startswith(("+", "~")) and key.rpartition(".")[0] in _dict_fields():
+            ov = "++" + ov  # a key inside a free-form dict (data.fields.problem=question) is added or replaced
         out.append(ov)
     if recipe is not None:
         out.append(f"recipe={recipe}")

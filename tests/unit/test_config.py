@@ -42,7 +42,7 @@ def test_invalid_overrides_raise_config_error(override, match):
 
 
 def test_field_mapping_override_is_a_typed_dict():
-    cfg = compose("generate", ["+data.fields.problem=question"])
+    cfg = compose("generate", ["data.fields.problem=question"])
     assert OmegaConf.to_container(cfg.data.fields) == {"problem": "question"}
 
 

@@ -1,0 +1,114 @@
+"""`dlcot report runs=DIR`: one table of every evaluated run under DIR, like the papers' tables.
+
+Each `metrics.json` (written by `dlcot eval`) is one row. The row is joined with what produced the model it
+scored: `train_stats.json` in the model directory (student, family, homologous?, train tokens) and the
+resolved `config.yaml` of the stage that wrote the training data (which DLCoT policy, `none` = raw traces).
+Writes `report.md`, `report.csv` and `accuracy_vs_tokens.png` into `output=` (default: DIR).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from dlcot.errors import ConfigError
+from dlcot.records import atomic_write_text
+
+COLUMNS = ("run", "student", "family", "teacher_family", "homologous", "data", "train_tokens", "benchmark", "n",
+           "accuracy", "mean_tokens", "answerless_rate")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _data_label(train: dict[str, Any]) -> str:
+    """`enhanced:<policy>` / `raw` from the config of the stage that wrote the training data."""
+    data = train.get("data")
+    if not data:
+        return "?"
+    cfg_path = Path(data).parent / "config.yaml"
+    if not cfg_path.is_file():
+        return Path(data).name
+    cfg = OmegaConf.to_container(OmegaConf.load(cfg_path))
+    assert isinstance(cfg, dict)
+    if cfg.get("command") != "enhance":
+        return f"raw ({cfg.get('command', '?')})"
+    policy = (cfg.get("enhance") or {}).get("name", "?")
+    return "raw" if policy == "none" else f"enhanced ({policy})"
+
+
+def collect(runs: Path) -> list[dict[str, Any]]:
+    rows = []
+    for metrics_path in sorted(runs.rglob("metrics.json")):
+        m = _read_json(metrics_path)
+        model = m.get("model")
+        train = _read_json(Path(model) / "train_stats.json") if model else {}
+        rows.append({
+            "run": str(metrics_path.parent.relative_to(runs)),
+            "student": train.get("student", Path(model).name if model else "?"),
+            "family": train.get("student_family", "?"),
+            "teacher_family": train.get("teacher_family", "?"),
+            "homologous": train.get("homologous", "?"),
+            "data": _data_label(train) if train else "untrained",
+            "train_tokens": train.get("tokens_seen", 0),
+            "benchmark": m.get("benchmark"),
+            "n": m.get("n"),
+            "accuracy": m.get("accuracy"),
+            "mean_tokens": m.get("mean_tokens"),
+            "answerless_rate": m.get("answerless_rate"),
+        })
+    return rows
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    head = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
+    return head + "".join("| " + " | ".join(_fmt(r[c]) for c in COLUMNS) + " |\n" for r in rows)
+
+
+def _plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in rows:
+        if r["accuracy"] is None or r["mean_tokens"] is None:
+            continue
+        marker = "o" if r["homologous"] is True else "s"
+        ax.scatter(r["mean_tokens"], r["accuracy"], marker=marker)
+        ax.annotate(f"{r['student']} / {r['data']}", (r["mean_tokens"], r["accuracy"]), fontsize=7)
+    ax.set_xlabel("mean response tokens")
+    ax.set_ylabel("accuracy (pass@1)")
+    ax.set_title("accuracy vs response length (o homologous, s nonhomologous)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(cfg: DictConfig) -> Path:
+    if not cfg.runs:
+        raise ConfigError("dlcot report needs runs=DIR (a directory holding eval outputs with metrics.json)")
+    runs = Path(cfg.runs)
+    rows = collect(runs)
+    if not rows:
+        raise ConfigError(f"no metrics.json under {runs}: run `dlcot eval ... output=DIR` first")
+    out = Path(cfg.output) if cfg.output else runs
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out / "report.csv", buf.getvalue())
+    _plot(rows, out / "accuracy_vs_tokens.png")
+    atomic_write_text(out / "report.md", f"# dlcot report: {runs}\n\n{to_markdown(rows)}\n"
+                      "![accuracy vs tokens](accuracy_vs_tokens.png)\n")
+    return out / "report.md"
