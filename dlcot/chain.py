@@ -1,8 +1,8 @@
 """Run a recipe's stages in order: `dlcot run recipe=R [overrides]` (what `make demo` calls).
 
 A recipe lists `stages`, each a command with its own overrides; `{name}` in an override is replaced by the
-output directory of the earlier stage `name` (`{run}`: the chain's own directory), so each stage's output is the next one's input. Every stage is
-composed like a command line of its own (`recipe=R`, the user's overrides, the stage's overrides,
+output directory of the earlier stage `name` (`{run}`: the chain's own directory), so each stage's output is
+the next one's input. Every stage is composed like a command line of its own (`recipe=R`, the user's overrides, the stage's overrides,
 `output=<run dir>/<stage>`), runs in-process or, when it names a `launch` config, as its own
 `accelerate launch` process (how training runs on GPU clusters).
 
