@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -17,6 +18,7 @@ from dlcot.engines.base import Completion, chat_with_template, cut_at_stop, prom
 from dlcot.errors import ModelError
 
 log = logging.getLogger(__name__)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
 
 
 class _RowGumbel:
@@ -47,6 +49,11 @@ class HFEngine:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.tokenizer_name = str(model_path)
+        local = Path(model_path)
+        if local.is_dir() and not any((local / f).exists() for f in TOKENIZER_FILES):
+            # transformers 5 builds an empty tokenizer for such a directory instead of failing
+            raise ModelError(f"model={model_path}: no tokenizer files ({', '.join(TOKENIZER_FILES)}); save the "
+                             "tokenizer next to the weights (tokenizer.save_pretrained)")
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(model_path))
         except (OSError, ValueError) as err:
@@ -86,7 +93,7 @@ class HFEngine:
             seeds = [sample_seed(seed, keys[i], j) for i, j in batch]
             done = self._generate_batch([prompts[i] for i, _ in batch], seeds, max_new_tokens, temperature, top_p,
                                         list(stop))
-            out.update(zip(batch, done))
+            out.update(zip(batch, done, strict=True))
         return [[out[(i, 0 if greedy else j)] for j in range(n)] for i in range(len(prompts))]
 
     @torch.inference_mode()

@@ -67,7 +67,7 @@ class OpenAIEngine:
                  keys: Sequence[str] | None = None) -> list[list[Completion]]:
         keys = prompt_keys(prompts, keys)
         bodies = []
-        for prompt, key in zip(prompts, keys):
+        for prompt, key in zip(prompts, keys, strict=True):
             for j in range(n):
                 body = {"model": self.model, "max_tokens": max_new_tokens, "temperature": temperature,
                         "top_p": top_p, "n": 1, "seed": sample_seed(seed, key, j) % 2**31}
@@ -114,7 +114,8 @@ class OpenAIEngine:
             except urllib.error.HTTPError as err:
                 detail = err.read().decode(errors="replace")[:500]
                 if err.code not in RETRY_STATUS or attempt == self.max_retries:
-                    raise EngineRequestError(f"{self.url}: HTTP {err.code} after {attempt + 1} tries: {detail}") from err
+                    raise EngineRequestError(
+                        f"{self.url}: HTTP {err.code} after {attempt + 1} tries: {detail}") from err
                 why = f"HTTP {err.code}"
             except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
                 if attempt == self.max_retries:

@@ -66,7 +66,7 @@ class ReplayEngine:
                  keys: Sequence[str] | None = None) -> list[list[Completion]]:
         keys = prompt_keys(prompts, keys)
         out = []
-        for prompt, key in zip(prompts, keys):
+        for prompt, key in zip(prompts, keys, strict=True):
             stored = self._lookup(prompt, key)
             counts = self.tokenizer([stored[j] for j in range(min(n, len(stored)))],
                                     add_special_tokens=False)["input_ids"] if stored else []

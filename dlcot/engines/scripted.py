@@ -1,8 +1,9 @@
 """Canned or rule-made responses, for tests and dry runs of a stage without a model.
 
 A response is given by a function `(prompt, sample index) -> text` or by rules `{regex: text}` (first regex that
-matches the prompt wins). Token counts come from a named tokenizer and `max_new_tokens` is honoured: a response
-longer than that is cut to its first `max_new_tokens` tokens with finish_reason "length", as a model would be.
+matches the prompt wins; the key `default` answers prompts no regex matches). Token counts come from a named
+tokenizer and `max_new_tokens` is honoured: a response longer than that is cut to its first `max_new_tokens`
+tokens with finish_reason "length", as a model would be.
 """
 from __future__ import annotations
 
@@ -24,10 +25,11 @@ class ScriptedEngine:
         if isinstance(respond, Mapping):
             if not respond:
                 raise ConfigError("engine=scripted needs engine.rules ({regex: response}) or a responder function")
-            rules = [(re.compile(pattern, re.DOTALL), text) for pattern, text in respond.items()]
+            fallback = respond.get("default", "")
+            rules = [(re.compile(pat, re.DOTALL), text) for pat, text in respond.items() if pat != "default"]
 
             def respond(prompt: str, sample: int) -> str:
-                return next((text for rx, text in rules if rx.search(prompt)), "")
+                return next((text for rx, text in rules if rx.search(prompt)), fallback)
 
         self.respond: Responder = respond
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(tokenizer_name)

@@ -39,7 +39,7 @@ class VLLMEngine:
         reqs = [(p, SamplingParams(n=1, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
                                    max_tokens=max_new_tokens, stop=list(stop) or None,
                                    seed=sample_seed(seed, k, j) % 2**31))
-                for p, k in zip(prompts, keys) for j in range(n)]
+                for p, k in zip(prompts, keys, strict=True) for j in range(n)]
         outs = self.llm.generate([p for p, _ in reqs], [s for _, s in reqs], use_tqdm=True)
         done = []
         for out in outs:

@@ -62,10 +62,11 @@ def generate_predictions(problems: Sequence[Problem], engine: Engine, sampling: 
             completions = engine.generate(prompts, n=sampling.n, max_new_tokens=sampling.max_new_tokens,
                                           temperature=sampling.temperature, top_p=sampling.top_p,
                                           stop=sampling.stop, seed=sampling.seed, keys=[p.id for p in chunk])
-            for p, cs in zip(chunk, completions):
-                if any(c.finish_reason == "missing" for c in cs):
+            for p, cs in zip(chunk, completions, strict=True):
+                missing = [j for j, c in enumerate(cs) if c.finish_reason == "missing"]
+                if missing:
                     rejects.append(Reject(p.id, "no_response", f"engine={engine.name} has no stored response for "
-                                          f"problem {p.id!r} (sample(s) {[j for j, c in enumerate(cs) if c.finish_reason == 'missing']})"))
+                                          f"problem {p.id!r} (samples {missing})"))
             for row in score(chunk, completions, checker, breakdown):
                 if row["uid"] not in out.done_ids:
                     out.write(row)

@@ -33,7 +33,7 @@ def test_gsm8k_hashes_and_math_boxed_gold_are_read(shared_data):
     raw = [json.loads(line) for line in (shared_data / "problems/gsm8k/test.jsonl").read_text().splitlines()[:3]]
     assert not rejects and source.endswith("gsm8k/test.jsonl")
     assert [p.gold_answer for p in gsm] == ["18", "3", "70000"]
-    assert all(r["answer"].rstrip().endswith(f"#### {g}") for r, g in zip(raw, ["18", "3", "70000"]))
+    assert all(r["answer"].rstrip().endswith(f"#### {g}") for r, g in zip(raw, ["18", "3", "70000"], strict=True))
     assert gsm[0].problem.startswith("Janet")
     math, _, _ = load("math500", limit=2)
     assert math[0].id == "test/precalculus/807.json"

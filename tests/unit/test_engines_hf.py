@@ -1,0 +1,84 @@
+"""The transformers engine on tiny real students: batching does not change outputs, per-sample seeds, stop
+strings, truncation, and clear errors for model directories without a tokenizer or chat template."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from dlcot.engines.hf import HFEngine
+from dlcot.errors import ModelError
+
+PROBLEMS = ["What is 2 + 2?", "Tom has 3 apples and buys 5 more. How many apples does he have now?",
+            "Compute 45 / 9 - 1.", "x"]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_qwen_dir):
+    return HFEngine(str(tiny_qwen_dir), batch_size=4)
+
+
+def test_chat_uses_the_model_template(engine):
+    (prompt,) = engine.chat(["What is 2 + 2?"], system_prompt="Be brief.")
+    assert "<|im_start|>user\nWhat is 2 + 2?<|im_end|>" in prompt and prompt.rstrip().endswith("assistant")
+    assert "Be brief." in prompt
+
+
+def test_batched_greedy_equals_one_at_a_time(engine):
+    prompts = engine.chat(PROBLEMS)
+    batched = engine.generate(prompts, max_new_tokens=12)
+    single = [engine.generate([p], max_new_tokens=12)[0] for p in prompts]
+    assert [c[0].text for c in batched] == [c[0].text for c in single]
+    for (c,) in batched:
+        assert c.finish_reason in ("stop", "length") and 0 <= c.n_tokens <= 12
+        assert (c.finish_reason == "length") == (c.n_tokens == 12)
+
+
+def test_sampling_seeds_are_per_sample_not_per_batch(engine):
+    prompts = engine.chat(PROBLEMS)
+    keys = [f"k{i}" for i in range(len(prompts))]
+    kw = dict(n=3, max_new_tokens=10, temperature=1.0, top_p=0.95, seed=7)
+    batched = engine.generate(prompts, keys=keys, **kw)
+    alone = engine.generate(prompts[1:2], keys=keys[1:2], **kw)
+    assert [c.text for c in batched[1]] == [c.text for c in alone[0]]
+    assert len({c.text for cs in batched for c in cs}) > 3  # samples differ from each other
+    other_seed = engine.generate(prompts, keys=keys, **{**kw, "seed": 8})
+    assert [c.text for c in other_seed[1]] != [c.text for c in batched[1]]
+
+
+def test_greedy_n_repeats_one_generation(engine):
+    (cs,) = engine.generate(engine.chat(PROBLEMS[:1]), n=3, max_new_tokens=8)
+    assert len(cs) == 3 and len({c.text for c in cs}) == 1
+
+
+def test_stop_strings_cut_the_text_and_recount(engine):
+    prompts = engine.chat(PROBLEMS)
+    kw = dict(max_new_tokens=24, temperature=1.0, seed=3, keys=["a", "b", "c", "d"])
+    free = [c for (c,) in engine.generate(prompts, **kw)]
+    i, text = next((i, c.text) for i, c in enumerate(free) if len(c.text.strip()) > 12)
+    stop = text.strip()[6:9]
+    cut = [c for (c,) in engine.generate(prompts, stop=[stop], **kw)]
+    assert cut[i].text == text[:text.index(stop)] and cut[i].finish_reason == "stop"
+    assert cut[i].n_tokens == len(engine.tokenizer(cut[i].text, add_special_tokens=False)["input_ids"])
+    assert all(stop not in c.text for c in cut)
+
+
+def test_model_dir_without_tokenizer_is_a_clear_error(tiny_qwen_dir, tmp_path):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for f in tiny_qwen_dir.iterdir():
+        if f.name in ("config.json", "model.safetensors", "generation_config.json"):
+            shutil.copy(f, bare / f.name)
+    with pytest.raises(ModelError, match="tokenizer"):
+        HFEngine(str(bare))
+
+
+def test_model_without_chat_template_is_a_clear_error(tiny_llama_dir, tmp_path):
+    copy = tmp_path / "notemplate"
+    shutil.copytree(tiny_llama_dir, copy)
+    (copy / "chat_template.jinja").unlink(missing_ok=True)
+    eng = HFEngine(str(copy))
+    if eng.tokenizer.chat_template:  # template stored in tokenizer_config.json instead
+        pytest.skip("tokenizer keeps its template elsewhere")
+    with pytest.raises(ModelError, match="no chat template.*eval.chat=false"):
+        eng.chat(["hi"])
