@@ -29,14 +29,14 @@ class _RowGumbel:
 
         self.temperature = temperature
         self.top_p = TopPLogitsWarper(top_p) if top_p < 1.0 else None
-        self.gens = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
+        self.gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
         self.device = device
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         scores = scores.float() / self.temperature
         if self.top_p is not None:
             scores = self.top_p(input_ids, scores)
-        u = torch.stack([torch.rand(scores.shape[-1], generator=g) for g in self.gens]).to(self.device)
+        u = torch.stack([torch.rand(scores.shape[-1], generator=g, device=self.device) for g in self.gens])
         return scores - torch.log(-torch.log(u.clamp_min(1e-20)))
 
 

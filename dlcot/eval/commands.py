@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from dlcot.answers import AnswerChecker
-from dlcot.config import prepare_run_dir
+from dlcot.config import prepare_run_dir, to_dict
 from dlcot.engines import Engine, make_engine
+from dlcot.errors import ConfigError
 from dlcot.eval.benchmarks import load_benchmark
 from dlcot.eval.generate import Sampling, generate_predictions
 from dlcot.eval.metrics import compute_metrics
@@ -44,6 +46,9 @@ def evaluate(cfg: DictConfig, model_path: str | Path | None, output_dir: str | P
     ev, bench = cfg.eval, cfg.eval.benchmark
     problems, rejects, source = load_benchmark(bench, data=cfg.data, seed=cfg.seed, limit=ev.limit)
     sampling = sampling_from(cfg)
+    _check_same_setup(out, {"model": str(model_path) if model_path else None, "benchmark": to_dict(bench),
+                            "engine": cfg.engine.name, "chat": ev.chat, "system_prompt": ev.system_prompt,
+                            "sampling": {**asdict(sampling), "n": None}})
     own_engine = engine is None
     if engine is None:
         engine = make_engine(cfg.engine, model_path=str(model_path) if model_path else None,
@@ -82,6 +87,20 @@ def evaluate(cfg: DictConfig, model_path: str | Path | None, output_dir: str | P
              metrics["model"], bench.name, metrics["accuracy"], metrics["n"], sampling.n,
              metrics["answerless_rate"], metrics["mean_tokens"])
     return out
+
+
+def _check_same_setup(out: Path, setup: dict) -> None:
+    """Refuse to resume predictions made with another model, benchmark or sampling setup (only `eval.n` and
+    `eval.limit` may grow between runs): mixing them would silently corrupt every metric."""
+    path = out / "eval_setup.json"
+    setup = json.loads(json.dumps(setup))  # tuples → lists, as read back
+    if path.exists() and any((out / f).exists() for f in ("predictions.jsonl", "predictions.jsonl.partial")):
+        old = json.loads(path.read_text())
+        changed = sorted(k for k in setup.keys() | old.keys() if old.get(k) != setup.get(k))
+        if changed:
+            raise ConfigError(f"{out} holds predictions made with a different {', '.join(changed)}; use another "
+                              f"output= or delete {out / 'predictions.jsonl'} to start over")
+    atomic_write_json(path, setup)
 
 
 def eval(cfg: DictConfig) -> Path:  # noqa: A001 - the command's name (`dlcot eval`)

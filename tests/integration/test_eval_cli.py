@@ -16,7 +16,7 @@ CONTRACT = {"n", "accuracy", "pass_at_k", "mean_tokens", "answerless_rate", "ben
             "maj_at_k", "median_tokens", "tokens_per_correct", "truncation_rate", "markers_per_response"}
 
 
-@pytest.mark.parametrize("benchmark", ["gsm8k", "math500", "aime24"])
+@pytest.mark.parametrize("benchmark", ["gsm8k", "math500", "aime24", "synthetic"])
 def test_tiny_qwen_on_each_local_benchmark(benchmark, tiny_qwen_dir, tmp_path, shared_data):
     out = run_command("eval", [f"model={tiny_qwen_dir}", f"benchmark={benchmark}", f"output={tmp_path}",
                                "eval.limit=10", "engine.max_new_tokens=16", "engine.batch_size=8"])

@@ -140,3 +140,17 @@ def test_skyt1_disagreements_split_by_who_is_right(skyt1_eval):
     sky, pred = pairs["math500/355"]
     assert sky["is_correct"] and sky["model_answer"] == "1" and pred["reason"] == "no_answer"
     assert sky["raw_output"].rstrip().endswith("\\(k =")
+
+
+def test_replay_eval_counts_problems_without_a_stored_response(tmp_path):
+    bench = write(tmp_path / "bench.jsonl", [{"question": f"q{i}?", "answer": f"#### {i}", "id": f"g{i}"}
+                                             for i in range(4)])
+    stored = write(tmp_path / "stored.jsonl", [{"id": "g0", "text": "\\boxed{0}"}, {"id": "g1", "text": "\\boxed{5}"},
+                                               {"id": "g3", "text": "no idea"}])
+    out = run_command("eval", ["benchmark=gsm8k", f"eval.benchmark.path={bench}", "engine=replay",
+                               f"engine.path={stored}", "engine.response_field=text", f"output={tmp_path / 'o'}"])
+    m = json.loads((out / "metrics.json").read_text())
+    assert (m["n_input"], m["n"], m["n_rejected"], m["reject_reasons"]) == (4, 3, 1, {"no_response": 1})
+    assert m["accuracy"] == pytest.approx(1 / 3) and m["answerless_rate"] == pytest.approx(1 / 3)
+    rejected = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["reason"]) for r in rejected] == [("g2", "no_response")]

@@ -144,3 +144,16 @@ def test_marker_counts_are_whole_words():
     text = "Wait, let me re-wait. Alternatively... awaiting. WAIT! Hmm, double-check it; hmmm"
     assert marker_counts(text, ["wait", "alternatively", "hmm", "double-check"]) == {
         "wait": 2, "alternatively": 1, "hmm": 1, "double-check": 1}
+
+
+def test_rerun_with_another_setup_is_refused(bench_file, tmp_path):
+    from dlcot.errors import ConfigError
+
+    out = tmp_path / "out"
+    run_scripted(bench_file, out, n=2, ks="[1,2]")
+    more = run_scripted(bench_file, out, n=4)  # more samples of the same setup: allowed, only new ones made
+    assert more["n_samples"] == 4
+    cfg = compose("eval", [f"eval.benchmark.path={bench_file}", "eval.n=4", "eval.temperature=0.7"])
+    engine = ScriptedEngine(lambda p, j: SCRIPT[p.split(":")[0]][j], tokenizer=WhitespaceTokenizer())
+    with pytest.raises(ConfigError, match="different .*benchmark.*sampling"):
+        evaluate(cfg, "scripted-model", out, engine=engine)
