@@ -31,6 +31,7 @@ def sft_config(cfg: DictConfig, out_dir: Path):
 
     t = cfg.train
     use_cpu = bool(t.use_cpu) or not torch.cuda.is_available()
+    checkpointing = bool(t.gradient_checkpointing) and not use_cpu
     if t.bf16 and use_cpu:
         log.info("train.bf16 ignored on CPU (fp32 training)")
     kwargs: dict[str, Any] = dict(
@@ -39,7 +40,9 @@ def sft_config(cfg: DictConfig, out_dir: Path):
         lr_scheduler_type=t.lr_scheduler_type, warmup_steps=t.warmup_ratio, weight_decay=t.weight_decay,
         max_grad_norm=t.max_grad_norm, optim=t.optim,
         per_device_train_batch_size=t.per_device_batch_size, gradient_accumulation_steps=t.gradient_accumulation_steps,
-        activation_checkpointing=bool(t.gradient_checkpointing) and not use_cpu,
+        # TRL's deprecated `gradient_checkpointing` alias defaults to True and wins over `activation_checkpointing`
+        # unless both are given: pass both, or CPU runs silently recompute every activation.
+        gradient_checkpointing=checkpointing, activation_checkpointing=checkpointing,
         bf16=bool(t.bf16) and not use_cpu, use_cpu=use_cpu, dataloader_num_workers=t.dataloader_num_workers,
         logging_steps=t.logging_steps, logging_first_step=True, save_steps=t.save_steps,
         save_total_limit=t.save_total_limit, report_to=report_to(cfg),

@@ -96,3 +96,16 @@ def test_resume_gives_identical_losses(tmp_path):
 def test_qlora_on_cpu_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="QLoRA.*GPU"):
         _train(tmp_path, "run", "train=sft_qlora", "train.use_cpu=true")
+
+
+def test_sft_config_boundary_on_cpu(tmp_path):
+    """The one place our `train` group becomes TRL's SFTConfig: CPU-safe settings and pass-through extras."""
+    from dlcot.train.sft import sft_config
+
+    cfg = compose("train", ["train=sft", "train.use_cpu=true", "train.max_length=321", "+train.extra.seed=7"])
+    args = sft_config(cfg, tmp_path)
+    assert args.use_cpu and not args.bf16 and not args.activation_checkpointing
+    assert args.assistant_only_loss and args.max_length == 321 and args.seed == 7
+    assert args.gradient_accumulation_steps == cfg.train.gradient_accumulation_steps
+    free = sft_config(compose("train", ["train.use_cpu=true", "train.padding_free=true"]), tmp_path)
+    assert free.padding_free and free.max_length is None  # our length policy enforces max_length instead
