@@ -166,7 +166,8 @@ class TrainConfig:
     name: str = "sft"
     stage: str = "sft"  # sft | dpo
     data: str | None = None  # SFT JSONL (traces.jsonl / enhanced.jsonl / sft.jsonl) or pairs JSONL
-    fields: dict[str, str] = field(default_factory=dict)  # trace field -> source field (e.g. reasoning: enhanced)
+    fields: dict[str, str] = field(default_factory=dict)  # trace field -> source field (e.g. problem: question)
+    thought: str = "auto"  # auto (a row's `enhanced` text when it has one, else `reasoning`) | enhanced | raw
     limit: int | None = None  # first N records of `data`
     system_prompt: str | None = None
     prompt_template: str = "{problem}"

@@ -43,9 +43,26 @@ class SFTData:
         return Dataset.from_dict({"messages": self.messages})
 
 
+THOUGHTS = ("auto", "enhanced", "raw")
+
+
+def thought_text(trace: Trace, train: DictConfig) -> str | Reject:
+    """The thought to distill: DLCoT's `enhanced` text (rows of enhanced.jsonl) or the raw `reasoning`."""
+    enhanced = trace.extra.get("enhanced")
+    if train.thought == "raw" or (train.thought == "auto" and not isinstance(enhanced, str)):
+        return trace.reasoning
+    if not isinstance(enhanced, str):
+        return Reject(trace.id, "no_enhanced", "train.thought=enhanced but the row has no string `enhanced` field "
+                      "(is this an enhanced.jsonl from `dlcot enhance`?)")
+    return enhanced
+
+
 def assistant_text(trace: Trace, train: DictConfig, student: DictConfig) -> str | Reject:
-    """`<think>\\n reasoning \\n</think>\\n\\n response`, or a Reject when there is nothing to learn."""
-    reasoning = trace.reasoning.strip()
+    """`<think>\\n thought \\n</think>\\n\\n response`, or a Reject when there is nothing to learn."""
+    reasoning = thought_text(trace, train)
+    if isinstance(reasoning, Reject):
+        return reasoning
+    reasoning = reasoning.strip()
     response = (trace.response or "").strip()
     if not response and train.missing_response == "boxed_gold" and trace.gold_answer.strip():
         response = f"The final answer is $\\boxed{{{trace.gold_answer.strip()}}}$."
@@ -97,6 +114,8 @@ def build_sft_data(cfg: DictConfig, tokenizer) -> SFTData:
     train, student = cfg.train, cfg.student
     if not train.data:
         raise ConfigError("train.data is not set: pass train.data=PATH (traces.jsonl, enhanced.jsonl or sft.jsonl)")
+    if train.thought not in THOUGHTS:
+        raise ConfigError(f"train.thought={train.thought!r}: use one of {', '.join(THOUGHTS)}")
     if train.length_policy not in LENGTH_POLICIES:
         raise ConfigError(f"train.length_policy={train.length_policy!r}: use one of {', '.join(LENGTH_POLICIES)}")
     path = Path(train.data)
@@ -120,7 +139,8 @@ def build_sft_data(cfg: DictConfig, tokenizer) -> SFTData:
                                   "(length_policy=error); raise max_length or use length_policy=drop|truncate",
                                   path=path)
             if train.length_policy == "drop" or prompt_tokens >= train.max_length:
-                rejects.append(Reject(rec.id, "too_long", f"{n_tokens} tokens ({prompt_tokens} prompt) > "
+                reason = "too_long" if train.length_policy == "drop" else "prompt_too_long"  # nothing left to train
+                rejects.append(Reject(rec.id, reason, f"{n_tokens} tokens ({prompt_tokens} prompt) > "
                                       f"max_length={train.max_length}"))
                 continue
             counts["truncated"] += 1
@@ -129,14 +149,16 @@ def build_sft_data(cfg: DictConfig, tokenizer) -> SFTData:
             n_tokens = train.max_length
         messages.append(conv)
         ids.append(rec.id)
+        counts["enhanced"] += train.thought != "raw" and isinstance(rec.extra.get("enhanced"), str)
         counts["tokens"] += n_tokens
         counts["assistant_tokens"] += n_assistant
     reasons = Counter(r.reason for r in rejects)
     stats = {"data": str(path), "n_input": n_input, "n_kept": len(messages), "n_rejected": len(rejects),
              "reject_reasons": dict(reasons), "length_policy": train.length_policy, "max_length": train.max_length,
-             "dropped_by_length": reasons.get("too_long", 0), "truncated": counts["truncated"],
+             "dropped_by_length": reasons.get("too_long", 0) + reasons.get("prompt_too_long", 0), "truncated": counts["truncated"],
              "tokens_truncated": counts["tokens_truncated"], "dataset_tokens": counts["tokens"],
-             "dataset_assistant_tokens": counts["assistant_tokens"]}
+             "dataset_assistant_tokens": counts["assistant_tokens"], "thought": train.thought,
+             "n_enhanced_thoughts": counts["enhanced"]}
     if not messages:
         detail = "; ".join(f"{r.id}: {r.reason} ({r.detail})" for r in rejects[:3])
         raise RecordError(f"no usable SFT examples: {n_input} read, all rejected {dict(reasons)}"

@@ -171,3 +171,19 @@ def test_unknown_student_and_missing_data_are_config_errors():
 
     with pytest.raises(ConfigError, match="train.data"):
         run_command("train", ["student=tiny_qwen2", "train=sft_cpu_tiny", "output=/nonexistent/never"])
+
+
+def test_enhanced_rows_train_on_the_enhanced_thought(tmp_path, tiny_qwen_dir):
+    """Rows of `dlcot enhance`'s enhanced.jsonl carry the simplified thought in `enhanced`; auto picks it."""
+    tok = load_tokenizer(_cfg("tiny_qwen2").student, str(tiny_qwen_dir))
+    rows = traces(2)
+    enhanced = [{**rows[0], "enhanced": "Short: 1 + 1 = 2.", "lineage": {}}, rows[1]]
+    data = write_traces(tmp_path / "enhanced.jsonl", enhanced)
+    auto = build_sft_data(_cfg("tiny_qwen2", f"train.data={data}"), tok)
+    assert auto.messages[0][-1]["content"].startswith("<think>\nShort: 1 + 1 = 2.\n</think>\n\n")
+    assert rows[1]["reasoning"].strip() in auto.messages[1][-1]["content"]
+    assert auto.stats["n_enhanced_thoughts"] == 1
+    raw = build_sft_data(_cfg("tiny_qwen2", f"train.data={data}", "train.thought=raw"), tok)
+    assert rows[0]["reasoning"].strip() in raw.messages[0][-1]["content"]
+    strict = build_sft_data(_cfg("tiny_qwen2", f"train.data={data}", "train.thought=enhanced"), tok)
+    assert strict.ids == [rows[0]["id"]] and [r.reason for r in strict.rejects] == ["no_enhanced"]
