@@ -155,7 +155,8 @@ def build_sft_data(cfg: DictConfig, tokenizer) -> SFTData:
     reasons = Counter(r.reason for r in rejects)
     stats = {"data": str(path), "n_input": n_input, "n_kept": len(messages), "n_rejected": len(rejects),
              "reject_reasons": dict(reasons), "length_policy": train.length_policy, "max_length": train.max_length,
-             "dropped_by_length": reasons.get("too_long", 0) + reasons.get("prompt_too_long", 0), "truncated": counts["truncated"],
+             "dropped_by_length": reasons.get("too_long", 0) + reasons.get("prompt_too_long", 0),
+             "truncated": counts["truncated"],
              "tokens_truncated": counts["tokens_truncated"], "dataset_tokens": counts["tokens"],
              "dataset_assistant_tokens": counts["assistant_tokens"], "thought": train.thought,
              "n_enhanced_thoughts": counts["enhanced"]}

@@ -77,8 +77,8 @@ def load_tokenizer(student: DictConfig, path: str):
     try:
         tok = AutoTokenizer.from_pretrained(path, revision=student.get("revision"))
     except (OSError, ValueError) as err:
-        raise ModelError(f"student {student.name!r}: cannot load a tokenizer from {path!r} ({err}); set "
-                         "student.model to a local directory, a Hub name reachable from here, or tiny:<family>") from err
+        raise ModelError(f"student {student.name!r}: cannot load a tokenizer from {path!r} ({err}); set student.model "
+                         "to a local directory, a Hub name reachable from here, or tiny:<family>") from err
     if student.chat_template:
         tok.chat_template = template_text(student.chat_template)
     if not tok.chat_template:

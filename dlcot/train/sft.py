@@ -51,6 +51,9 @@ def sft_config(cfg: DictConfig, out_dir: Path):
         packing=t.packing, packing_strategy=t.packing_strategy, padding_free=t.padding_free,
         assistant_only_loss=True,
     )
+    if t.padding_free and use_cpu:
+        log.warning("train.padding_free on CPU: without varlen flash-attention kernels a flattened batch costs "
+                    "(batch tokens)^2 in attention; keep per_device_batch_size small or use packing with 1 row")
     if t.padding_free and not t.packing:
         # TRL does not enforce max_length without packing when padding-free; our length policy already did.
         kwargs["max_length"] = None

@@ -109,3 +109,22 @@ def test_sft_config_boundary_on_cpu(tmp_path):
     assert args.gradient_accumulation_steps == cfg.train.gradient_accumulation_steps
     free = sft_config(compose("train", ["train.use_cpu=true", "train.padding_free=true"]), tmp_path)
     assert free.padding_free and free.max_length is None  # our length policy enforces max_length instead
+
+
+@pytest.mark.parametrize("overrides, error", [
+    (["train.max_length=8"], "no usable SFT examples"),  # empty after the length filter
+    (["student.model=tiny:gpt"], "unknown tiny family"),
+    (["train.length_policy=squeeze"], "length_policy"),
+], ids=["empty_after_filter", "unknown_tiny_family", "bad_length_policy"])
+def test_bad_input_fails_before_training_starts(tmp_path, monkeypatch, overrides, error):
+    import trl
+
+    from dlcot.errors import DlcotError
+
+    def never(*args, **kwargs):
+        raise AssertionError("SFTTrainer was built: the error came too late")
+
+    monkeypatch.setattr(trl, "SFTTrainer", never)
+    with pytest.raises(DlcotError, match=error):
+        _train(tmp_path, "run", "student=tiny_qwen2", *overrides)
+    assert not (tmp_path / "run").exists(), "nothing may be written for a run that cannot start"
