@@ -171,7 +171,7 @@ class TrainConfig:
     limit: int | None = None  # first N records of `data`
     system_prompt: str | None = None
     prompt_template: str = "{problem}"
-    missing_response: str = "boxed_gold"  # reject | boxed_gold: what follows </think> when a trace has no response
+    missing_response: str = "reject"  # reject | boxed_gold (`The final answer is \\boxed{gold}` after </think>)
     max_length: int = 4096
     length_policy: str = "drop"  # drop | truncate | error, for examples longer than max_length (tokens)
     packing: bool = False

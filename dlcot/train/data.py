@@ -69,7 +69,8 @@ def assistant_text(trace: Trace, train: DictConfig, student: DictConfig) -> str 
     if not reasoning and not response:
         return Reject(trace.id, "empty_assistant", "reasoning and response are both empty: no assistant text")
     if not response:
-        return Reject(trace.id, "no_response", "no response after the thought and train.missing_response=reject")
+        return Reject(trace.id, "no_response", "no response after the thought (an unfinished trace?); "
+                      "train.missing_response=boxed_gold ends it with the gold answer instead")
     return f"{student.think_open}\n{reasoning}\n{student.think_close}\n\n{response}"
 
 
@@ -114,6 +115,8 @@ def build_sft_data(cfg: DictConfig, tokenizer) -> SFTData:
     train, student = cfg.train, cfg.student
     if not train.data:
         raise ConfigError("train.data is not set: pass train.data=PATH (traces.jsonl, enhanced.jsonl or sft.jsonl)")
+    if train.missing_response not in ("reject", "boxed_gold"):
+        raise ConfigError(f"train.missing_response={train.missing_response!r}: use reject or boxed_gold")
     if train.thought not in THOUGHTS:
         raise ConfigError(f"train.thought={train.thought!r}: use one of {', '.join(THOUGHTS)}")
     if train.length_policy not in LENGTH_POLICIES:

@@ -125,10 +125,10 @@ def test_missing_response_policy(tmp_path, tiny_qwen_dir):
     tok = load_tokenizer(_cfg("tiny_qwen2").student, str(tiny_qwen_dir))
     rows = [{**r, "response": None} for r in traces(2)]
     data = write_traces(tmp_path / "t.jsonl", [{k: v for k, v in r.items() if v is not None} for r in rows])
-    boxed = build_sft_data(_cfg("tiny_qwen2", f"train.data={data}"), tok)
+    boxed = build_sft_data(_cfg("tiny_qwen2", f"train.data={data}", "train.missing_response=boxed_gold"), tok)
     assert boxed.messages[0][-1]["content"].endswith(f"\\boxed{{{rows[0]['gold_answer']}}}$.")
     with pytest.raises(RecordError, match="no_response"):
-        build_sft_data(_cfg("tiny_qwen2", f"train.data={data}", "train.missing_response=reject"), tok)
+        build_sft_data(_cfg("tiny_qwen2", f"train.data={data}"), tok)  # default: an unfinished trace is rejected
 
 
 def test_tokenizer_without_chat_template_is_a_model_error(tiny_qwen_dir):

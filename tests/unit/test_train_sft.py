@@ -69,6 +69,11 @@ def test_training_moves_every_trainable_parameter(tmp_path, student, lora):
     for name in ("train_stats.json", "README.md", "config.yaml", "chat_template.jinja", "rejected.jsonl"):
         assert (out / name).is_file(), name
     assert (out / ("adapter_config.json" if lora else "model.safetensors")).is_file()
+    # the run directory is a model directory: `dlcot eval model=<run dir>` loads it (PEFT adapters included)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    assert AutoModelForCausalLM.from_pretrained(out) is not None
+    assert "{%- generation" in AutoTokenizer.from_pretrained(out).chat_template
 
 
 def test_overfits_eight_examples(tmp_path):
