@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from dlcot.config import is_rank0, prepare_run_dir, to_dict
+from dlcot.config import is_rank0, prepare_run_dir, run_dir, to_dict
 from dlcot.errors import ConfigError
 from dlcot.records import atomic_write_json, atomic_write_text, write_jsonl
 from dlcot.tracking import Tracker, report_to
@@ -32,6 +32,8 @@ def sft_config(cfg: DictConfig, out_dir: Path):
     t = cfg.train
     use_cpu = bool(t.use_cpu) or not torch.cuda.is_available()
     checkpointing = bool(t.gradient_checkpointing) and not use_cpu
+    if not 0 <= t.warmup_ratio < 1:
+        raise ConfigError(f"train.warmup_ratio={t.warmup_ratio}: a fraction of the training steps in [0, 1)")
     if t.bf16 and use_cpu:
         log.info("train.bf16 ignored on CPU (fp32 training)")
     kwargs: dict[str, Any] = dict(
@@ -55,7 +57,10 @@ def sft_config(cfg: DictConfig, out_dir: Path):
         log.warning("train.padding_free on CPU: without varlen flash-attention kernels a flattened batch costs "
                     "(batch tokens)^2 in attention; keep per_device_batch_size small or use packing with 1 row")
     if t.padding_free and not t.packing:
-        # TRL does not enforce max_length without packing when padding-free; our length policy already did.
+        # TRL does not enforce max_length without packing when padding-free; our length policy must have done it.
+        if t.length_policy == "truncate":
+            raise ConfigError("train.padding_free without train.packing does not truncate: use "
+                              "train.length_policy=drop|error, or train.packing=true")
         kwargs["max_length"] = None
     kwargs.update(to_dict(t.extra))
     return SFTConfig(**kwargs)
@@ -132,11 +137,11 @@ def run(cfg: DictConfig, callbacks: list | None = None) -> Path:
     if cfg.train.stage != "sft":
         raise ConfigError(f"train.stage={cfg.train.stage!r}: `dlcot train` runs stage sft (DPO has its own command)")
     quantization_config(cfg.train)  # QLoRA without a GPU fails here, before any loading
+    args = sft_config(cfg, run_dir(cfg))  # and bad option combinations here
     model_path = resolve_model_path(cfg.student, cfg.runs_dir)
     tokenizer = load_tokenizer(cfg.student, model_path)
     data = build_sft_data(cfg, tokenizer)  # every data/template error is raised before the model loads
     out_dir = prepare_run_dir(cfg)
-    args = sft_config(cfg, out_dir)
     model = load_model(cfg.student, cfg.train, model_path, tokenizer)
     checkpoint = resume_checkpoint(cfg.train, out_dir)
     with Tracker(cfg, out_dir, "train") as tracker:

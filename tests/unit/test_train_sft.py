@@ -112,8 +112,11 @@ def test_sft_config_boundary_on_cpu(tmp_path):
     assert args.use_cpu and not args.bf16 and not args.activation_checkpointing
     assert args.assistant_only_loss and args.max_length == 321 and args.seed == 7
     assert args.gradient_accumulation_steps == cfg.train.gradient_accumulation_steps
-    free = sft_config(compose("train", ["train.use_cpu=true", "train.padding_free=true"]), tmp_path)
+    free = sft_config(compose("train", ["train.use_cpu=true", "train.padding_free=true", "train.length_policy=drop"]),
+                      tmp_path)
     assert free.padding_free and free.max_length is None  # our length policy enforces max_length instead
+    with pytest.raises(ConfigError, match="does not truncate"):
+        sft_config(compose("train", ["train.padding_free=true", "train.length_policy=truncate"]), tmp_path)
 
 
 @pytest.mark.parametrize("overrides, error", [
