@@ -86,10 +86,16 @@ def main() -> int:
     same = ["train.max_length=512", "train.length_policy=truncate", f"train.per_device_batch_size={batch}",
             f"train.max_steps={opts.steps}", f"train.learning_rate={lr}", f"train.logging_steps={opts.steps}"]
     ours, plain = [], []
-    for i in range(opts.repeats):  # interleaved so machine noise hits both alike
-        ours.append(dlcot_train(data, tmp / f"ours{i}", tmp / "runs", *same)[0])
-        plain.append(plain_trl(model_dir, data, tmp / f"plain{i}", max_length=512, batch=batch, steps=opts.steps,
-                               lr=lr))
+    for i in range(opts.repeats):  # interleaved, order alternating, so machine noise hits both alike
+        def run_ours(i=i):
+            ours.append(dlcot_train(data, tmp / f"ours{i}", tmp / "runs", *same)[0])
+
+        def run_plain(i=i):
+            plain.append(plain_trl(model_dir, data, tmp / f"plain{i}", max_length=512, batch=batch,
+                                   steps=opts.steps, lr=lr))
+
+        for step in ((run_ours, run_plain) if i % 2 == 0 else (run_plain, run_ours)):
+            step()
     print(f"dlcot.train vs plain TRL SFTTrainer (tiny qwen2, {opts.traces} Sky-T1 traces truncated to 512 tokens, "
           f"batch {batch}, {opts.steps} steps, best of {opts.repeats}):")
     print(f"  dlcot {max(ours):,.0f} tok/s  plain TRL {max(plain):,.0f} tok/s  ratio {max(ours) / max(plain):.2f} "
