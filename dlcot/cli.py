@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:function", one-line help)
     "eval": ("dlcot.eval.commands:eval", "score a model on a benchmark → predictions.jsonl, metrics.json, report.md"),
     "generate": ("dlcot.data.generate:run", "teacher long CoT for problems → traces.jsonl"),
+    "segment": ("dlcot.enhance.commands:segment", "DLCoT segmentation of traces → one gold-format line per trace"),
+    "enhance": ("dlcot.enhance.commands:enhance", "DLCoT simplification → enhanced.jsonl, stats.json, report, plots"),
     "train": ("dlcot.train.sft:run", "SFT a student on traces/enhanced.jsonl (TRL) → model + train_stats.json"),
     "run": ("dlcot.chain:run", "run a recipe's stages in order (make demo = dlcot run recipe=quickstart)"),
     "report": ("dlcot.report:run", "one table (markdown + CSV + plot) of every run under runs=DIR"),

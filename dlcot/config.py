@@ -124,18 +124,24 @@ class EngineConfig:
 
 @dataclass
 class EnhanceConfig:
-    """DLCoT simplification policy (dlcot.enhance). The default option is the paper's full method."""
+    """DLCoT simplification policy (dlcot.enhance, conf/enhance/*.yaml). The default option `dlcot` is the
+    paper's full method: keep the trunk (everything up to the first correct approach), deduplicate the redundant
+    spans after it, drop incorrect/incomplete approaches after it. The trunk, conclusion, restatement and
+    understanding are never cut."""
     name: str = "dlcot"
-    backend: str = "offline"  # offline | llm
-    trunk: str = "first_correct"  # none | first_correct
-    dedup: str = "all"  # none | all | last_k
+    backend: str = "offline"  # offline (rule-based, deterministic) | llm (LLM-judged, via enhance.label.Backend)
+    after_trunk: str = "keep"  # keep | drop: approaches/checks after the first correct one (drop: keep_first_correct)
+    dedup: str = "all"  # none | all | last_k: cut every / the last k redundant spans (later members of a cluster)
     dedup_k: int = 1
-    drop_incorrect_offtrunk: bool = True
-    cut_error_spans: bool = False
-    no_correct: str = "reject"  # reject | keep_raw
-    cluster_threshold: float = 0.5
-    repair_connectives: bool = True
-    workers: int = 2
+    drop_incorrect_offtrunk: bool = True  # cut incorrect/incomplete approaches after the trunk
+    cut_error_spans: bool = False  # cut spans a backend marks as errors (the offline backend marks none)
+    no_correct: str = "reject"  # reject | keep_raw: traces where no approach reaches gold
+    cluster_threshold: float = 0.2  # Jaccard of math-token bigrams (best F1 on the gold dev pairs, README)
+    repair_connectives: bool = True  # drop a dangling leading connective at a seam ("Wait,", "Alternatively,")
+    connectives: list[str] = field(default_factory=lambda: [
+        "But wait a minute,", "But wait,", "Wait a minute,", "Wait a second,", "Wait,", "Hold on,", "Hmm,",
+        "Alternatively,", "Again,", "Also,", "Still,", "But", "However,", "Anyway,"])
+    workers: int = 2  # processes (both cores); 1 = in-process
 
 
 @dataclass

@@ -1,0 +1,76 @@
+"""`dlcot segment` and `dlcot enhance`: thin glue from the composed config to the pipeline (DESIGN.md §3)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from dlcot.config import prepare_run_dir, to_dict
+from dlcot.enhance import report, stats
+from dlcot.enhance.label import OfflineBackend
+from dlcot.enhance.pipeline import RunResult, Settings, enhance_one, run_stream, segment_one
+from dlcot.enhance.simplify import Policy
+from dlcot.errors import ConfigError, RecordError
+from dlcot.records import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+
+def settings_from(cfg: DictConfig, *, tokenizer: bool = True) -> Settings:
+    """Worker settings from the `enhance` group and the top-level `tokenizer`."""
+    enh = to_dict(cfg.enhance)
+    return Settings(policy=Policy.from_config(enh), backend=enh["backend"],
+                    tokenizer=cfg.tokenizer if tokenizer else "", cluster_threshold=enh["cluster_threshold"],
+                    no_correct=enh["no_correct"])
+
+
+def _input(cfg: DictConfig, command: str) -> str:
+    if not cfg.get("input"):
+        raise ConfigError(f"dlcot {command} needs input=FILE (a traces JSONL; fields map with data.fields.<name>=...)")
+    return str(cfg.input)
+
+
+def _check_result(res: RunResult, where: Path, input_path: str) -> None:
+    if res.n_input == 0:
+        raise RecordError("no traces in the input (empty file?)", path=input_path)
+    if res.n_kept == 0:
+        raise RecordError(f"no trace could be used; reasons in {where}", path=input_path)
+
+
+def segment(cfg: DictConfig) -> Path:
+    """`dlcot segment input=F output=F2`: F2 gets one segmentation per trace (gold format, with outcomes);
+    traces that cannot be segmented go to F2's sibling `<stem>.rejected.jsonl`."""
+    src = _input(cfg, "segment")
+    if not cfg.get("output"):
+        raise ConfigError("dlcot segment needs output=FILE (one segmentation per line)")
+    out = Path(cfg.output)
+    rejected = out.with_name(out.stem + ".rejected.jsonl")
+    res = run_stream(segment_one, src, out, rejected, settings_from(cfg, tokenizer=False),
+                     fields=to_dict(cfg.data.fields), limit=cfg.data.limit, workers=cfg.enhance.workers,
+                     desc="segment")
+    log.info("segmented %d of %d traces (%d rejected → %s)", res.n_kept, res.n_input, res.n_rejected, rejected)
+    _check_result(res, rejected, src)
+    return out
+
+
+def enhance(cfg: DictConfig) -> Path:
+    """`dlcot enhance input=F output=DIR [enhance=POLICY] [tokenizer=...]` (outputs: see DESIGN.md §3)."""
+    src = _input(cfg, "enhance")
+    settings = settings_from(cfg)
+    from dlcot.tokens import load_tokenizer
+
+    load_tokenizer(settings.tokenizer)  # fail on a bad tokenizer name before any work
+    out = prepare_run_dir(cfg)
+    res = run_stream(enhance_one, src, out / "enhanced.jsonl", out / "rejected.jsonl", settings,
+                     fields=to_dict(cfg.data.fields), limit=cfg.data.limit, workers=cfg.enhance.workers)
+    st, lengths = stats.compute(out, tokenizer=settings.tokenizer, policy=cfg.enhance.name, backend=settings.backend,
+                                marks_error_spans=OfflineBackend.marks_error_spans)
+    atomic_write_json(out / "stats.json", st)
+    overrides = " ".join(f"{k}={v}" for k, v in (("input", src), ("output", out), ("enhance", cfg.enhance.name),
+                                                   ("tokenizer", settings.tokenizer)))
+    report.write(out, st, lengths, command=f"dlcot enhance {overrides}")
+    log.info("kept %d of %d traces; token reduction %.1f%% (%s); answer preserved %s", st["n_kept"], st["n_input"],
+             100 * st["token_reduction"], settings.tokenizer, st["answer_preserved"])
+    _check_result(res, out / "rejected.jsonl", src)
+    return out

@@ -1,0 +1,120 @@
+"""Outcomes of approaches, the answer a reasoning ends with, and the backend interface.
+
+An approach's outcome is *correct* / *incorrect* when it states an answer that `dlcot.answers` judges equal /
+unequal to gold, and *incomplete* when it states none (abandoned, or cut off). Verification spans keep the answer
+they confirm and no outcome (DESIGN.md §5).
+
+`Backend` is the stage interface: `segment` (structure) and `label` (outcomes, the final answer, and error spans
+where a backend can judge them). `OfflineBackend` is deterministic and needs no model; it marks no error spans
+(`marks_error_spans = False`, reported in stats as `error_spans_marked: 0` with a note). The LLM-judged backend
+implements the same two methods.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Protocol, runtime_checkable
+
+from dlcot.answers import AnswerChecker, Verdict, extract_answer
+from dlcot.enhance.cues import sentences, stated_value
+from dlcot.enhance.segment import segment as offline_segment
+from dlcot.records import Segment, Segmentation, Trace
+
+_PARAS_BACK = 3  # trailing paragraphs ("I think that's correct.") skipped when looking for the final statement
+
+
+def final_answer_of(text: str) -> str | None:
+    """The answer a reasoning text ends with, or None.
+
+    The answer is read from the last paragraph that states one, after skipping up to three trailing closers
+    (short paragraphs that state no value: "I think that's correct." after "Therefore, r = 4."), and only from
+    it (or the paragraph before it): first with `dlcot.answers.extract_answer`, then, for the forms it does not
+    read ("I'm confident that the remainder is 3.", "so 6/3 + 5/3 + 3/3 = 14/3."), as the segmenter reads
+    answer statements (`cues.stated_value`, last sentence first). Reading one paragraph means an "is the answer
+    1/3?" musing elsewhere never stands in for the conclusion, and that a raw trace and its enhanced text, which
+    keeps the conclusion verbatim, are read from the same words. Comparing with gold is `dlcot.answers`' job.
+    """
+    paras = [p for p in text.rstrip().split("\n\n") if p.strip()]
+    k = len(paras)
+    while k > 1 and len(paras) - k < _PARAS_BACK and _is_closer(paras[k - 1]):
+        k -= 1
+    for para in reversed(paras[max(0, k - 2):k]):  # the last stating paragraph, else the one before it
+        ans = extract_answer(para)
+        if ans:
+            return ans
+        para = para[-4000:]
+        for start, end in reversed(sentences(para)):
+            value = stated_value(para[start:end])
+            if value:
+                return value
+    return None
+
+
+def _is_closer(para: str) -> bool:
+    """A short closing paragraph that states no value ("I think that's correct.", "**Final Answer**")."""
+    return len(para) < 200 and "\\boxed" not in para and extract_answer(para) is None and not any(
+        stated_value(para[a:b]) for a, b in sentences(para))
+
+
+@dataclass
+class Labeled:
+    """A segmentation with outcomes, the verdict on the trace's final answer, and error spans (char ranges
+    judged to be wrong intermediate steps; only backends that can judge them fill this)."""
+
+    segmentation: Segmentation
+    final_answer: str | None = None  # the answer the reasoning ends with, as written
+    final_verdict: Verdict | None = None
+    gold_parsable: bool = True
+    error_spans: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def first_correct(self) -> int | None:
+        """Approach number of the first correct approach (the end of DLCoT's trunk), or None."""
+        for s in self.segmentation.segments:
+            if s.kind == "approach" and s.outcome == "correct":
+                return s.approach
+        return None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the enhance pipeline needs from a backend; the offline one and the LLM-judged one implement it."""
+
+    name: str
+    marks_error_spans: bool
+
+    def segment(self, trace: Trace) -> Segmentation: ...
+
+    def label(self, trace: Trace, segmentation: Segmentation) -> Labeled: ...
+
+
+def label(seg: Segmentation, gold: str, final_answer: str | None, checker: AnswerChecker) -> Labeled:
+    """Outcomes for every approach of `seg` (a new Segmentation; `seg` is not modified) and the final verdict,
+    checked against `gold` in one batch through `checker`."""
+    approaches = [s for s in seg.segments if s.kind == "approach"]
+    verdicts = checker.check_answers([(gold, s.answer) for s in approaches] + [(gold, final_answer)])
+    gold_parsable = not any(v.reason == "unparsable_gold" for v in verdicts)
+    outcomes = iter(verdicts)
+    segs: list[Segment] = []
+    for s in seg.segments:
+        if s.kind == "approach":
+            v = next(outcomes)
+            s = replace(s, outcome="incomplete" if v.reason == "no_answer" else
+                        ("correct" if v.correct else "incorrect"))
+        segs.append(s)
+    return Labeled(replace(seg, segments=segs), final_answer, verdicts[-1], gold_parsable)
+
+
+class OfflineBackend:
+    """Rule-based segmentation + answer checking; deterministic, no model. See segment.py and this module."""
+
+    name = "offline"
+    marks_error_spans = False
+
+    def __init__(self, checker: AnswerChecker):
+        self.checker = checker
+
+    def segment(self, trace: Trace) -> Segmentation:
+        return offline_segment(trace.reasoning, trace.gold_answer, trace.id)
+
+    def label(self, trace: Trace, segmentation: Segmentation) -> Labeled:
+        return label(segmentation, trace.gold_answer, final_answer_of(trace.reasoning), self.checker)

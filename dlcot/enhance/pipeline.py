@@ -1,0 +1,307 @@
+"""The enhance and segment passes: streaming, resumable, parallel over a process pool.
+
+Per trace (`enhance_one`): segment → label (outcomes, final answer) → keep or reject → cluster → decide → splice
+→ check the enhanced text still ends in the gold answer → count tokens (total and per segment kind, before
+and after). Traces go to worker processes in small batches through a bounded window of futures, so at most
+a few batches are in memory whatever the input size, and results are written in input order.
+
+Resuming: both outputs are `ResumableJsonl` files written in input order, so after a crash the lines already
+written are exactly the first k inputs; a rerun skips k inputs (checking their ids) and appends the rest,
+which gives the same files as an uninterrupted run. `stats.json` is computed from the finished output files,
+never from memory, so it is identical too.
+
+Keep rules (reasons in `rejected.jsonl`): `empty_reasoning`; `unparsable_gold` (math-verify cannot read the
+gold answer); `no_correct_approach` (no approach reaches gold, unless `no_correct=keep_raw`, which keeps the
+raw text); `no_final_answer` / `unclosed_thought` (the reasoning never states a final answer; truncated traces)
+and `final_answer_wrong` (it ends in a wrong answer): the enhanced text must end with the conclusion and its
+answer, so a trace whose own conclusion is missing or wrong cannot be enhanced. A trace whose conclusion is
+right but where no approach was found correct keeps its whole structure (no trunk cut; counted as
+`trunk_not_found`).
+"""
+from __future__ import annotations
+
+import bisect
+import itertools
+import logging
+import multiprocessing as mp
+import os
+import re
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dlcot.answers import AnswerChecker
+from dlcot.config import EnhanceConfig
+from dlcot.enhance import cluster as K
+from dlcot.enhance.label import Labeled, OfflineBackend, final_answer_of
+from dlcot.enhance.simplify import Decision, Policy, decide, splice
+from dlcot.errors import ConfigError, RecordError
+from dlcot.records import Reject, ResumableJsonl, Trace, read_records, to_json_dict
+
+log = logging.getLogger(__name__)
+_OPEN_TAGS = ("<think>", "<|begin_of_thought|>")
+_CLOSE_TAGS = ("</think>", "<|end_of_thought|>")
+BATCH = 8  # traces per task sent to a worker
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a worker needs (picklable): policy, backend, tokenizer, thresholds."""
+
+    policy: Policy = field(default_factory=Policy)
+    backend: str = "offline"
+    tokenizer: str = "qwen2"
+    cluster_threshold: float = EnhanceConfig().cluster_threshold
+    no_correct: str = "reject"
+    answer_timeout_s: float = 0.5  # per math-verify call; a candidate it cannot decide in time counts as wrong
+
+    def __post_init__(self) -> None:
+        if self.no_correct not in ("reject", "keep_raw"):
+            raise ConfigError(f"enhance.no_correct={self.no_correct!r}: use reject or keep_raw")
+        if self.backend != "offline":
+            raise ConfigError(f"enhance.backend={self.backend!r}: only the offline backend exists so far "
+                              "(the LLM-judged backend plugs into dlcot.enhance.label.Backend)")
+
+
+class _Worker:
+    """Per-process state: tokenizer, answer checker, backend. Built once per process by `_init`."""
+
+    def __init__(self, settings: Settings):
+        from dlcot.tokens import load_tokenizer
+
+        self.settings = settings
+        self.tokenizer = load_tokenizer(settings.tokenizer) if settings.tokenizer else None
+        _warm_imports()  # the checker forks its verifier from this process: warm, also after a timeout
+        self.checker = AnswerChecker(workers=1, timeout_s=settings.answer_timeout_s)
+        self.backend = OfflineBackend(self.checker)
+
+    # ---- tokens
+    def token_starts(self, texts: list[str]) -> list[list[int]]:
+        """Start offset of every token of each text (no special tokens)."""
+        if self.tokenizer is None:
+            return [[m.start() for m in _WS_TOKEN.finditer(t)] for t in texts]
+        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+        return [[a for a, _ in offs] for offs in enc["offset_mapping"]]
+
+
+_WS_TOKEN = re.compile(r"\S+")
+
+
+def _warm_imports() -> None:
+    """Load math-verify (sympy, the LaTeX grammar: ~2 s) in this process. Processes forked afterwards -- workers,
+    and the verifier each worker's AnswerChecker forks (again after every timed-out call) -- start warm."""
+    from math_verify import parse
+
+    parse("\\boxed{1/2}")
+_STATE: dict[str, _Worker] = {}
+
+
+def _init(settings: Settings) -> None:
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # a forked worker must not use the parent's thread pool
+    _STATE["w"] = _Worker(settings)
+
+
+def _worker() -> _Worker:
+    return _STATE["w"]
+
+
+def _by_kind(starts: list[int], spans: list[tuple[int, int, str]]) -> dict[str, int]:
+    """Tokens per segment kind: each token counts for the span holding its first character."""
+    out: dict[str, int] = {}
+    lo = [s for s, _, _ in spans]
+    for t in starts:
+        i = bisect.bisect_right(lo, t) - 1
+        if i >= 0:
+            kind = spans[i][2]
+            out[kind] = out.get(kind, 0) + 1
+    return out
+
+
+def _reject(trace_id: str, reason: str, detail: str) -> tuple[str, dict[str, Any]]:
+    return "rejected", {"id": trace_id, "reason": reason, "detail": detail}
+
+
+def enhance_one(item: Trace | Reject) -> tuple[str, dict[str, Any]]:
+    """("kept", enhanced row) or ("rejected", reject row) for one input record. Never raises on bad data."""
+    if isinstance(item, Reject):
+        return "rejected", {"id": item.id, "reason": item.reason, "detail": item.detail}
+    w = _worker()
+    try:
+        return _enhance(item, w)
+    except Exception as err:  # a bug on one odd trace must not end a long run; it is reported, not hidden
+        log.exception("enhance failed on %s", item.id)
+        return _reject(item.id, "internal_error", f"{type(err).__name__}: {err}")
+
+
+def _enhance(trace: Trace, w: _Worker) -> tuple[str, dict[str, Any]]:
+    st, policy = w.settings, w.settings.policy
+    text = trace.reasoning
+    if not text.strip():
+        return _reject(trace.id, "empty_reasoning", "the reasoning field is empty or whitespace")
+    seg = w.backend.segment(trace)
+    lab: Labeled = w.backend.label(trace, seg)
+    if not lab.gold_parsable:
+        return _reject(trace.id, "unparsable_gold", f"math-verify cannot parse gold answer {trace.gold_answer!r}")
+    segs = lab.segmentation.segments
+    first_correct = lab.first_correct
+    final_ok = bool(lab.final_verdict and lab.final_verdict.correct)
+    notes: list[str] = []
+    if first_correct is None and not final_ok:
+        if st.no_correct == "reject":
+            return _reject(trace.id, "no_correct_approach",
+                           f"none of {sum(s.kind == 'approach' for s in segs)} approaches reaches gold "
+                           f"{trace.gold_answer!r} (final answer {lab.final_answer!r})")
+        notes.append("kept_raw")
+    elif not final_ok:
+        if lab.final_answer is None:
+            unclosed = any(t in text for t in _OPEN_TAGS) and not any(t in text for t in _CLOSE_TAGS)
+            return _reject(trace.id, "unclosed_thought" if unclosed else "no_final_answer",
+                           "the reasoning states no final answer at its end (truncated?); the enhanced text "
+                           "must end with the conclusion and its answer")
+        return _reject(trace.id, "final_answer_wrong",
+                       f"the reasoning ends with {lab.final_answer!r}, gold is {trace.gold_answer!r}")
+    elif first_correct is None:
+        notes.append("trunk_not_found")
+    texts = [text[s.start:s.end] for s in segs]
+    clustered = [i for i, s in enumerate(segs) if s.kind in ("approach", "verification")]
+    ids = K.cluster([texts[i] for i in clustered], st.cluster_threshold)
+    clusters: list[int | None] = [None] * len(segs)
+    for i, c in zip(clustered, ids, strict=False):
+        clusters[i] = c
+    if "kept_raw" in notes or policy.is_passthrough:
+        decisions = [Decision(True) for _ in segs]
+    else:
+        decisions = decide(segs, clusters, policy, texts)
+    cut = splice(text, segs, decisions, policy, lab.error_spans)
+    enhanced = cut.text
+    preserved = w.checker.check_answers([(trace.gold_answer, final_answer_of(enhanced))])[0].correct
+    before, after = w.token_starts([text, enhanced])
+    spans_before = [(s.start, s.end, s.kind) for s in segs]
+    cut_by_reason: dict[str, int] = {}
+    seg_starts = [s.start for s in segs]
+    for t in before:
+        i = bisect.bisect_right(seg_starts, t) - 1
+        if i >= 0 and not decisions[i].kept:
+            reason = decisions[i].reason or "cut"
+            cut_by_reason[reason] = cut_by_reason.get(reason, 0) + 1
+    for seg_lin, c in zip(cut.lineage["segments"], clusters, strict=False):
+        seg_lin["cluster"] = c
+    lineage = {**cut.lineage, "backend": w.backend.name, "notes": notes,
+               "first_answer_end": lab.segmentation.first_answer_end, "final_answer": lab.final_answer,
+               "answer_preserved": preserved, "error_spans_marked": len(lab.error_spans),
+               "tokens": {"tokenizer": st.tokenizer, "before": len(before), "after": len(after),
+                          "by_kind_before": _by_kind(before, spans_before), "by_kind_after": _by_kind(after, cut.kinds),
+                          "cut_by_reason": cut_by_reason}}
+    row = {**to_json_dict(trace), "enhanced": enhanced, "lineage": lineage}
+    return "kept", row
+
+
+def segment_one(item: Trace | Reject) -> tuple[str, dict[str, Any]]:
+    """("kept", segmentation in the gold format, with outcomes) or ("rejected", reject row)."""
+    if isinstance(item, Reject):
+        return "rejected", {"id": item.id, "reason": item.reason, "detail": item.detail}
+    w = _worker()
+    try:
+        if not item.reasoning.strip():
+            return _reject(item.id, "empty_reasoning", "the reasoning field is empty or whitespace")
+        lab = w.backend.label(item, w.backend.segment(item))
+        return "kept", lab.segmentation.to_dict()
+    except Exception as err:
+        log.exception("segment failed on %s", item.id)
+        return _reject(item.id, "internal_error", f"{type(err).__name__}: {err}")
+
+
+# ------------------------------------------------------------------------------------------------ streaming
+def _run_batch(fn: Callable[[Any], Any], batch: list[Any]) -> list[Any]:
+    return [fn(x) for x in batch]
+
+
+def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], settings: Settings, workers: int,
+                batch: int = BATCH) -> Iterator[Any]:
+    """fn over items, in order, on `workers` processes (in-process when workers <= 1), memory bounded."""
+    if workers <= 1:
+        _init(settings)
+        try:
+            for x in items:
+                yield fn(x)
+        finally:
+            _STATE.pop("w").checker.close()
+        return
+    _warm_imports()  # once here, inherited by every forked worker, instead of once per worker
+    ctx = mp.get_context("fork")
+    window: deque = deque()
+    it = iter(items)
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(settings,)) as ex:
+        while True:
+            chunk = list(itertools.islice(it, batch))
+            if chunk:
+                window.append(ex.submit(_run_batch, fn, chunk))
+            while window and (len(window) >= 3 * workers or not chunk):
+                yield from window.popleft().result()
+            if not chunk:
+                break
+
+
+@dataclass
+class RunResult:
+    n_input: int
+    n_kept: int
+    n_rejected: int
+    resumed: int  # inputs skipped because an earlier run had written them
+
+
+def run_stream(fn: Callable[[Any], tuple[str, dict]], input_path: str | Path, kept_path: Path, rejected_path: Path,
+               settings: Settings, *, fields: dict[str, str] | None = None, limit: int | None = None,
+               workers: int = 2, progress: bool = True, desc: str = "enhance") -> RunResult:
+    """Stream records from `input_path` through `fn` into the two outputs, resuming where a crash stopped."""
+    from tqdm import tqdm
+
+    if not Path(input_path).is_file():
+        raise RecordError("no such file", path=input_path)
+    kept = ResumableJsonl(kept_path, resume=True)
+    rejected = ResumableJsonl(rejected_path, resume=True)
+    try:
+        done = kept.n_written + rejected.n_written
+        done_ids = kept.done_ids | rejected.done_ids
+        records = read_records(input_path, Trace, fields, limit)
+        skipped = list(itertools.islice(records, done))
+        unknown = [r.id for r in skipped if r.id not in done_ids]
+        if unknown:
+            raise ConfigError(f"{kept_path.parent}: the partial outputs do not match {input_path} (ids {unknown[:3]} "
+                              "were not written by the earlier run); use a new output= directory")
+        if done:
+            log.info("resuming: %d traces already written to %s", done, kept_path.parent)
+        total = _count_lines(input_path, limit)
+        bar = tqdm(total=total, initial=done, desc=desc, unit="trace", disable=not progress, mininterval=0.5)
+        n_kept, n_rej = kept.n_written, rejected.n_written
+        for kind, row in ordered_map(fn, records, settings, workers):
+            if kind == "kept":
+                kept.write(row)
+                n_kept += 1
+            else:
+                rejected.write(row)
+                n_rej += 1
+            bar.update(1)
+        bar.close()
+    except BaseException:
+        kept.close()
+        rejected.close()
+        raise
+    kept.commit()
+    rejected.commit()
+    return RunResult(n_kept + n_rej, n_kept, n_rej, done)
+
+
+def _count_lines(path: str | Path, limit: int | None) -> int | None:
+    """Non-blank lines of the input (the progress bar's total); streaming, in 1 MiB blocks."""
+    n = 0
+    with open(path, "rb") as fh:
+        prev = b"\n"
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            n += block.count(b"\n")
+            prev = block[-1:]
+    n += prev != b"\n"
+    return min(n, limit) if limit else n

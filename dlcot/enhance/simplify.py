@@ -1,0 +1,203 @@
+"""Simplification policies: which spans of a labelled trace stay, spliced verbatim, with light connective repair.
+
+DLCoT's *trunk* is the reasoning up to and including the first correct approach (restatement, understanding,
+failed approaches and the checks that caught them). After it come later approaches and checks, then the
+conclusion. A policy (conf/enhance/*.yaml) decides per span:
+- `after_trunk: drop` cuts every approach and check after the trunk (`keep_first_correct`);
+- `dedup: all | last_k` cuts every / the last k *redundant* spans (members after the first of a method cluster,
+  see cluster.py);
+- `drop_incorrect_offtrunk` cuts approaches after the trunk whose outcome is incorrect or incomplete, with the
+  check right after one that opens by disputing it ("But wait, that doesn't match ...");
+- `cut_error_spans` cuts character ranges a backend marked as errors (the offline backend marks none).
+Never cut: restatement, understanding, the first correct approach, the conclusion.
+
+The enhanced text is the kept spans' original text in order, never rewritten; the only edit is at a seam (a
+kept span right after a cut one): a dangling leading connective from `connectives` ("Wait,", "Alternatively,",
+"But") is removed and the next letter capitalised. `lineage` records every span's fate and every repair, so
+the enhanced text can be rebuilt from the original (tests do exactly that).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dlcot.config import EnhanceConfig
+from dlcot.enhance.cues import NEGATION, head_of
+from dlcot.errors import ConfigError
+from dlcot.records import Segment
+
+# Openers that point back at text a cut may have removed (the config's list). Longest first: the first match wins.
+DEFAULT_CONNECTIVES = tuple(sorted(EnhanceConfig().connectives, key=len, reverse=True))
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One simplification policy (the `enhance` config group minus backend/performance settings)."""
+
+    name: str = "dlcot"
+    after_trunk: str = "keep"  # keep | drop
+    dedup: str = "all"  # none | all | last_k
+    dedup_k: int = 1
+    drop_incorrect_offtrunk: bool = True
+    cut_error_spans: bool = False
+    repair_connectives: bool = True
+    connectives: tuple[str, ...] = DEFAULT_CONNECTIVES
+
+    def __post_init__(self) -> None:
+        if self.after_trunk not in ("keep", "drop"):
+            raise ConfigError(f"enhance.after_trunk={self.after_trunk!r}: use keep or drop")
+        if self.dedup not in ("none", "all", "last_k"):
+            raise ConfigError(f"enhance.dedup={self.dedup!r}: use none, all or last_k")
+        if self.dedup == "last_k" and self.dedup_k < 1:
+            raise ConfigError(f"enhance.dedup_k={self.dedup_k}: must be >= 1 with dedup=last_k")
+
+    @classmethod
+    def from_config(cls, enhance: Mapping[str, Any]) -> Policy:
+        keys = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in enhance.items() if k in keys}
+        if "connectives" in values:
+            values["connectives"] = tuple(sorted(values["connectives"], key=len, reverse=True))
+        return cls(**values)
+
+    @property
+    def is_passthrough(self) -> bool:
+        return self.after_trunk == "keep" and self.dedup == "none" and not self.drop_incorrect_offtrunk and not (
+            self.cut_error_spans)
+
+
+@dataclass
+class Decision:
+    """The fate of one segment: kept, or cut with a reason."""
+
+    kept: bool
+    reason: str | None = None
+
+
+@dataclass
+class Splice:
+    text: str
+    lineage: dict[str, Any] = field(default_factory=dict)
+    kinds: list[tuple[int, int, str]] = field(default_factory=list)  # (start, end, kind) in the enhanced text
+
+
+def decide(segments: Sequence[Segment], clusters: Sequence[int | None], policy: Policy,
+           texts: Sequence[str] | None = None) -> list[Decision]:
+    """Keep/cut per segment (see the module docstring). `clusters` has a cluster id per segment (None for kinds
+    that are never clustered); `texts` (the segments' text) lets a dispute right after a cut approach go too."""
+    n = len(segments)
+    first_correct = next((i for i, s in enumerate(segments) if s.kind == "approach" and s.outcome == "correct"),
+                         None)
+    protected = {i for i, s in enumerate(segments) if s.kind in ("restatement", "understanding", "conclusion")}
+    if first_correct is not None:
+        protected.add(first_correct)
+    out = [Decision(True) for _ in range(n)]
+    # redundancy: members after the first of their cluster
+    seen: set[int] = set()
+    redundant = []
+    for i, c in enumerate(clusters):
+        if c is None:
+            continue
+        if c in seen and i not in protected:
+            redundant.append(i)
+        seen.add(c)
+    if policy.dedup == "all":
+        for i in redundant:
+            out[i] = Decision(False, "redundant")
+    elif policy.dedup == "last_k":
+        for i in redundant[-policy.dedup_k:]:
+            out[i] = Decision(False, "redundant")
+    if first_correct is None:
+        return out
+    for i in range(first_correct + 1, n):
+        s = segments[i]
+        if i in protected:
+            continue
+        if policy.after_trunk == "drop":
+            out[i] = Decision(False, "after_trunk")
+        elif policy.drop_incorrect_offtrunk and s.kind == "approach" and s.outcome != "correct":
+            out[i] = Decision(False, f"{s.outcome or 'incomplete'}_offtrunk")
+            nxt = i + 1
+            if (texts is not None and nxt < n and segments[nxt].kind == "verification"
+                    and NEGATION.search(head_of(texts[nxt]))):
+                out[nxt] = Decision(False, "disputes_dropped_approach")
+    return out
+
+
+def _repair(text: str, connectives: Sequence[str]) -> tuple[str, str]:
+    """(repaired text, removed prefix): drop one dangling leading connective and capitalise what follows."""
+    lead = len(text) - len(text.lstrip())
+    body = text[lead:]
+    for conn in connectives:
+        if body.startswith(conn) and (len(body) == len(conn) or not body[len(conn)].isalnum()):
+            rest = body[len(conn):].lstrip(" ,")
+            if not rest or not rest[0].isalpha():
+                return text, ""  # "But 3 + 4 = 7": nothing to capitalise, leave it
+            removed = body[: len(body) - len(rest)]
+            return text[:lead] + rest[0].upper() + rest[1:], removed
+    return text, ""
+
+
+def splice(text: str, segments: Sequence[Segment], decisions: Sequence[Decision], policy: Policy,
+           error_spans: Sequence[tuple[int, int]] = ()) -> Splice:
+    """The enhanced text: kept segments verbatim in order (minus marked error spans), repaired at seams."""
+    cuts = sorted((max(0, a), min(len(text), b)) for a, b in error_spans if b > a) if policy.cut_error_spans else []
+    pieces: list[str] = []
+    kinds: list[tuple[int, int, str]] = []
+    repairs: list[dict[str, Any]] = []
+    lineage_segs: list[dict[str, Any]] = []
+    pos = 0
+    prev_cut = False
+    for seg, dec in zip(segments, decisions, strict=False):
+        lineage_segs.append({"kind": seg.kind, "start": seg.start, "end": seg.end, "approach": seg.approach,
+                             "outcome": seg.outcome, "kept": dec.kept, "reason": dec.reason})
+        if not dec.kept:
+            prev_cut = True
+            continue
+        parts = _minus(seg.start, seg.end, cuts)
+        for a, b in parts:
+            piece = text[a:b]
+            seam = prev_cut or (a != seg.start)
+            if seam and policy.repair_connectives and pieces:
+                piece, removed = _repair(piece, policy.connectives)
+                if removed:
+                    repairs.append({"at": pos, "source_offset": a, "removed": removed})
+            pieces.append(piece)
+            kinds.append((pos, pos + len(piece), seg.kind))
+            pos += len(piece)
+            prev_cut = False
+        if not parts:
+            prev_cut = True
+    enhanced = "".join(pieces)
+    return Splice(enhanced, {"policy": policy.name, "segments": lineage_segs, "repairs": repairs,
+                             "error_spans_cut": [list(c) for c in cuts]}, kinds)
+
+
+def _minus(start: int, end: int, cuts: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """[start, end) without the cut ranges."""
+    out, pos = [], start
+    for a, b in cuts:
+        if b <= pos or a >= end:
+            continue
+        if a > pos:
+            out.append((pos, a))
+        pos = max(pos, b)
+    if pos < end:
+        out.append((pos, end))
+    return out
+
+
+def rebuild(text: str, lineage: Mapping[str, Any]) -> str:
+    """Re-create an enhanced text from the original and its lineage (what tests use to prove verbatim splicing)."""
+    cuts = [tuple(c) for c in lineage.get("error_spans_cut", [])]
+    out: list[str] = []
+    for seg in lineage["segments"]:
+        if seg["kept"]:
+            out.extend(text[a:b] for a, b in _minus(seg["start"], seg["end"], cuts))
+    joined = "".join(out)
+    for rep in sorted(lineage["repairs"], key=lambda r: r["at"]):  # "at" is in enhanced-text coordinates
+        at, removed = rep["at"], rep["removed"]
+        assert joined[at:at + len(removed)] == removed, "lineage does not match the text"
+        rest = joined[at + len(removed):]
+        joined = joined[:at] + rest[:1].upper() + rest[1:]
+    return joined

@@ -1,0 +1,128 @@
+"""The offline DLCoT enhance pass vs a pass that only reads and tokenizes the same traces (issue 3: ≤ 5x).
+
+On the 500 Sky-T1 traces with the real Qwen2 tokenizer and `enhance=keep_first_correct_dedup_all`, prints:
+- end to end: wall time of `dlcot enhance ...` as a process vs a process that loads the same tokenizer, reads the
+  file with dlcot.records and counts every trace's tokens (both include interpreter start, imports and tokenizer
+  loading), and their ratio;
+- warm: the same two passes inside one process after imports and tokenizer loading (the enhance pass still
+  starts its worker pool), and their ratio;
+- peak memory (RSS summed over the process and its workers) of `dlcot enhance` on the file and on the file
+  repeated 10 times with unique ids (written to a temp file), and their ratio (flat = streaming works).
+Run: .venv/bin/python tests/benchmarks/bench_enhance.py [--skip-10x]
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data" / "longcot" / "skyt1_math500.jsonl"
+POLICY = "keep_first_correct_dedup_all"
+BASELINE = """
+import sys, time
+from dlcot.records import read_records, Trace
+from dlcot.tokens import load_tokenizer, count_tokens
+tok = load_tokenizer("qwen2")
+texts = [r.reasoning for r in read_records(sys.argv[1], Trace) if isinstance(r, Trace)]
+print(sum(count_tokens(tok, texts)))
+"""
+
+
+def run_measured(cmd: list[str]) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS in bytes summed over the process tree, stdout) of a subprocess."""
+    import psutil
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    peak = [0]
+
+    def poll() -> None:
+        try:
+            root = psutil.Process(proc.pid)
+            while proc.poll() is None:
+                total = 0
+                for p in [root, *root.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        total += p.memory_info().rss
+                peak[0] = max(peak[0], total)
+                time.sleep(0.05)
+        except psutil.Error:
+            pass
+
+    t = threading.Thread(target=poll, daemon=True)
+    t.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - start
+    t.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd} failed:\n{err[-3000:]}")
+    return wall, peak[0], out
+
+
+def warm_ratio(src: Path, out_dir: Path) -> tuple[float, float]:
+    """(baseline seconds, enhance seconds) inside this process, after imports and tokenizer loading."""
+    from dlcot.config import compose
+    from dlcot.enhance.commands import settings_from
+    from dlcot.enhance.pipeline import enhance_one, run_stream
+    from dlcot.records import Trace, read_records
+    from dlcot.tokens import count_tokens, load_tokenizer
+
+    tok = load_tokenizer("qwen2")
+    count_tokens(tok, ["warm up"])
+    start = time.perf_counter()
+    texts = [r.reasoning for r in read_records(src, Trace) if isinstance(r, Trace)]
+    count_tokens(tok, texts)
+    base = time.perf_counter() - start
+    cfg = compose("enhance", [f"enhance={POLICY}"])
+    settings = settings_from(cfg)
+    start = time.perf_counter()
+    run_stream(enhance_one, src, out_dir / "enhanced.jsonl", out_dir / "rejected.jsonl", settings,
+               workers=cfg.enhance.workers, progress=False)
+    return base, time.perf_counter() - start
+
+
+def main() -> int:
+    if not DATA.is_file():
+        print(f"bench_enhance: skipped, {DATA} not found (needs ../shared/data)")
+        return 0
+    py = sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        base_wall, base_rss, _ = run_measured([py, "-c", BASELINE, str(DATA)])
+        enh_wall, enh_rss, _ = run_measured([py, "-m", "dlcot.cli", "enhance", f"input={DATA}",
+                                             f"output={tmp / 'x1'}", f"enhance={POLICY}", "tokenizer=qwen2"])
+        stats = json.loads((tmp / "x1" / "stats.json").read_text())
+        print(f"enhance {POLICY} on {stats['n_input']} Sky-T1 traces (qwen2 tokenizer, 2 workers): kept "
+              f"{stats['n_kept']}, token reduction {stats['token_reduction']:.1%} total / "
+              f"{stats['median_token_reduction']:.1%} median, answer_preserved {stats['answer_preserved']}")
+        print(f"end to end: read+tokenize {base_wall:.2f} s, enhance {enh_wall:.2f} s, "
+              f"ratio {enh_wall / base_wall:.2f}x (target <= 5x)")
+        wb, we = warm_ratio(DATA, tmp / "warm")
+        print(f"warm (after imports and tokenizer load): read+tokenize {wb:.2f} s, enhance {we:.2f} s, "
+              f"ratio {we / wb:.2f}x")
+        if "--skip-10x" in sys.argv:
+            print(f"peak RSS 1x: {enh_rss / 2**20:.0f} MiB (10x skipped)")
+            return 0
+        big = tmp / "x10.jsonl"
+        with DATA.open() as fh:
+            rows = [json.loads(line) for line in fh if line.strip()]
+        with big.open("w") as fh:
+            for k in range(10):
+                for row in rows:
+                    fh.write(json.dumps({**row, "id": f"{row['id']}#{k}"}) + "\n")
+        wall10, rss10, _ = run_measured([py, "-m", "dlcot.cli", "enhance", f"input={big}", f"output={tmp / 'x10'}",
+                                         f"enhance={POLICY}", "tokenizer=qwen2"])
+        print(f"peak RSS (process + workers): 1x {enh_rss / 2**20:.0f} MiB, 10x {rss10 / 2**20:.0f} MiB, ratio "
+              f"{rss10 / enh_rss:.2f}x (input {DATA.stat().st_size / 2**20:.1f} MiB vs "
+              f"{big.stat().st_size / 2**20:.1f} MiB); 10x wall {wall10:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

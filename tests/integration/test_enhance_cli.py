@@ -1,0 +1,191 @@
+"""`dlcot enhance` and `dlcot segment` end to end, through the same entry point the CLI uses: contract files,
+resume after a crash (identical output), both cores vs one, bad input, the shared real traces."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dlcot.cli import main, run_command
+from dlcot.data.synthetic import synthetic_traces
+from dlcot.enhance import pipeline
+from dlcot.enhance.simplify import rebuild
+from dlcot.errors import RecordError
+from tests.unit.test_enhance_segment import check_contract
+
+STATS_KEYS = {"n_input", "n_kept", "n_rejected", "tokens_before", "tokens_after", "token_reduction",
+              "answer_preserved", "tokenizer", "reject_reasons", "token_share_before", "token_share_after",
+              "mean_approaches_before", "mean_approaches_after", "error_spans_marked", "median_token_reduction"}
+OUTPUTS = ("enhanced.jsonl", "rejected.jsonl", "stats.json")
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def synth_file(tmp_path_factory) -> Path:
+    rows = [t.to_trace_record() for t in synthetic_traces(40, seed=7)]
+    return write_jsonl(tmp_path_factory.mktemp("synth") / "traces.jsonl", rows)
+
+
+def enhance(src: Path, out: Path, tokenizer: Path, *extra: str) -> Path:
+    return run_command("enhance", [f"input={src}", f"output={out}", f"tokenizer={tokenizer}", *extra])
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_enhance_synthetic_contract(synth_file, tmp_path, tiny_qwen_dir):
+    out = enhance(synth_file, tmp_path / "run", tiny_qwen_dir)
+    for name in (*OUTPUTS, "report.md", "lengths.png", "composition.png", "removal.png", "config.yaml"):
+        assert (out / name).is_file(), name
+    stats = json.loads((out / "stats.json").read_text())
+    assert set(stats) >= STATS_KEYS
+    assert stats["n_input"] == 40 == stats["n_kept"] + stats["n_rejected"]
+    assert stats["answer_preserved"] == 1.0 and stats["n_kept"] >= 30
+    assert 0 < stats["token_reduction"] < 1 and stats["tokenizer"] == str(tiny_qwen_dir)
+    assert stats["error_spans_marked"] == 0 and "marks no error spans" in stats["error_spans_note"]
+    src = {r["id"]: r for r in read(synth_file)}
+    for row in read(out / "enhanced.jsonl"):
+        assert {k: row[k] for k in src[row["id"]]} == src[row["id"]]  # every input field is carried over
+        assert rebuild(row["reasoning"], row["lineage"]) == row["enhanced"]  # verbatim splice
+        assert row["enhanced"].rstrip().endswith("}.")  # ends with the conclusion's boxed answer
+    assert set(read(out / "rejected.jsonl")[0]) >= {"id", "reason", "detail"} if stats["n_rejected"] else True
+
+
+def test_every_policy_option_runs(synth_file, tmp_path, tiny_qwen_dir):
+    reductions = {}
+    for policy in ("none", "keep_first_correct", "dedup_all", "dedup_last_k", "keep_first_correct_dedup_all",
+                   "dlcot"):
+        out = enhance(synth_file, tmp_path / policy, tiny_qwen_dir, f"enhance={policy}", "enhance.workers=1")
+        stats = json.loads((out / "stats.json").read_text())
+        assert stats["policy"] == policy and stats["answer_preserved"] == 1.0
+        reductions[policy] = stats["token_reduction"]
+    assert reductions["none"] == 0.0
+    assert reductions["keep_first_correct_dedup_all"] >= reductions["keep_first_correct"] > 0
+    assert reductions["dedup_all"] >= reductions["dedup_last_k"] > 0
+
+
+def test_resume_after_a_crash_gives_identical_output(synth_file, tmp_path, tiny_qwen_dir, monkeypatch):
+    whole = enhance(synth_file, tmp_path / "whole", tiny_qwen_dir)
+    crashed = tmp_path / "crashed"
+    real_write = pipeline.ResumableJsonl.write
+    calls = {"n": 0}
+
+    def dying_write(self, row):
+        calls["n"] += 1
+        if calls["n"] > 17:
+            raise KeyboardInterrupt("simulated crash")
+        real_write(self, row)
+
+    monkeypatch.setattr(pipeline.ResumableJsonl, "write", dying_write)
+    with pytest.raises(KeyboardInterrupt):
+        enhance(synth_file, crashed, tiny_qwen_dir)
+    monkeypatch.setattr(pipeline.ResumableJsonl, "write", real_write)
+    partial = crashed / "enhanced.jsonl.partial"
+    assert partial.exists() and not (crashed / "stats.json").exists()
+    with partial.open("a") as fh:
+        fh.write('{"id": "torn')  # a line torn by the crash is dropped and redone
+    enhance(synth_file, crashed, tiny_qwen_dir)
+    for name in OUTPUTS:
+        assert (crashed / name).read_bytes() == (whole / name).read_bytes(), name
+
+
+def test_one_and_two_workers_give_identical_output(synth_file, tmp_path, tiny_qwen_dir):
+    one = enhance(synth_file, tmp_path / "one", tiny_qwen_dir, "enhance.workers=1")
+    two = enhance(synth_file, tmp_path / "two", tiny_qwen_dir, "enhance.workers=2")
+    for name in OUTPUTS:
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name
+
+
+def test_bad_input_is_processed_or_rejected_with_a_reason(tmp_path, tiny_qwen_dir):
+    good = next(iter(synthetic_traces(1, seed=1))).to_trace_record()
+    long_text = good["reasoning"].replace("\n\n", "\n\n" + "Let me keep going with the same numbers. " * 60, 3)
+    rows = [
+        {**good, "id": "empty", "reasoning": "   "},
+        {**good, "id": "no_answer", "reasoning": "I wonder what this is about.\n\nHmm, hard to say.\n\nMaybe later."},
+        {**good, "id": "unclosed", "reasoning": "<think>\n\nLet me add: 3 + 4 = 7.\n\nWait, maybe"},
+        {**good, "id": "huge", "reasoning": long_text * 40},  # 100k+ characters
+        {**good, "id": "no_breaks", "reasoning": "x" * 120_000},
+        {**good, "id": "non_latin", "reasoning": "这是一个问题。\n\n计算 2 + 2 = 4。\n\n所以答案是 \\boxed{4}。",
+         "gold_answer": "4"},
+        {**good, "id": "dup"},
+        {**good, "id": "dup"},
+        {**good, "id": "bad_gold", "gold_answer": "}{"},
+        "{not json",
+        {"id": "missing", "problem": "p"},
+    ]
+    src = write_jsonl(tmp_path / "bad.jsonl", rows)
+    out = enhance(src, tmp_path / "run", tiny_qwen_dir)
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["n_input"] == len(rows) == stats["n_kept"] + stats["n_rejected"]
+    reasons = {r["id"]: r["reason"] for r in read(out / "rejected.jsonl")}
+    kept = {r["id"] for r in read(out / "enhanced.jsonl")}
+    assert reasons["empty"] == "empty_reasoning"
+    assert reasons["no_answer"] == "no_correct_approach"
+    assert reasons["unclosed"] == "no_correct_approach"
+    assert reasons["no_breaks"] == "no_correct_approach"
+    assert reasons["bad_gold"] == "unparsable_gold"
+    assert reasons["dup"] == "duplicate_id" and "dup" in kept
+    assert reasons["line:10"] == "bad_json" and reasons["missing"] == "missing_field"
+    assert {"huge", "non_latin"} <= kept
+    assert "internal_error" not in stats["reject_reasons"]
+
+
+def test_keep_raw_keeps_traces_without_a_correct_approach(tmp_path, tiny_qwen_dir):
+    good = next(iter(synthetic_traces(1, seed=1))).to_trace_record()
+    src = write_jsonl(tmp_path / "wrong.jsonl", [{**good, "gold_answer": "123456"}])
+    with pytest.raises(RecordError, match="no trace could be used"):
+        enhance(src, tmp_path / "reject", tiny_qwen_dir)
+    out = enhance(src, tmp_path / "raw", tiny_qwen_dir, "enhance.no_correct=keep_raw")
+    (row,) = read(out / "enhanced.jsonl")
+    assert row["enhanced"] == good["reasoning"] and row["lineage"]["notes"] == ["kept_raw"]
+    assert json.loads((out / "stats.json").read_text())["answer_preserved"] == 0.0
+
+
+def test_segment_command_writes_the_gold_format(synth_file, tmp_path):
+    out = run_command("segment", [f"input={synth_file}", f"output={tmp_path / 'seg.jsonl'}"])
+    texts = {r["id"]: r["reasoning"] for r in read(synth_file)}
+    rows = read(out)
+    assert len(rows) == 40
+    from dlcot.records import Segmentation
+
+    for row in rows:
+        assert set(row) == {"id", "n_chars", "first_answer_end", "segments"}
+        seg = Segmentation.from_dict(row)
+        check_contract(seg, texts[seg.id])
+        assert all(s.outcome in ("correct", "incorrect", "incomplete") for s in seg.segments if s.kind == "approach")
+
+
+def test_cli_errors_are_clear(tmp_path, capsys):
+    assert main(["enhance", f"output={tmp_path}"]) == 2
+    assert "needs input=FILE" in capsys.readouterr().err
+    assert main(["enhance", f"input={tmp_path / 'nope.jsonl'}", f"output={tmp_path / 'o'}", "tokenizer=qwen2"]) == 1
+    assert "no such file" in capsys.readouterr().err
+
+
+@pytest.mark.shared_data
+def test_s1k_gemini_with_default_field_aliases(shared_data, tmp_path, tiny_qwen_dir):
+    out = enhance(shared_data / "longcot" / "s1k_gemini.jsonl", tmp_path / "s1k", tiny_qwen_dir, "enhance=none",
+                  "enhance.no_correct=keep_raw")
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["n_input"] == 5 == stats["n_kept"] + stats["n_rejected"]
+    assert stats["n_kept"] >= 1 and "internal_error" not in stats["reject_reasons"]
+
+
+@pytest.mark.shared_data
+def test_sky_t1_answer_is_preserved_on_every_kept_trace(shared_data, tmp_path, tiny_qwen_dir):
+    """Issue 3's bar: keep_first_correct + dedup_all on the 500 real traces keeps the gold answer in every kept
+    enhanced text (the tokenizer does not matter here; README's token figures use the real Qwen2 one)."""
+    out = enhance(shared_data / "longcot" / "skyt1_math500.jsonl", tmp_path / "sky", tiny_qwen_dir,
+                  "enhance=keep_first_correct_dedup_all")
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["n_input"] == 500 and stats["n_kept"] >= 250
+    assert stats["answer_preserved"] == 1.0
+    assert "internal_error" not in stats["reject_reasons"]
+    for row in read(out / "enhanced.jsonl"):
+        assert rebuild(row["reasoning"], row["lineage"]) == row["enhanced"]

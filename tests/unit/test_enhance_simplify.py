@@ -1,0 +1,148 @@
+"""Every simplification policy on a hand-built trace whose expected output text is known exactly.
+
+The trace (segments, outcomes and method clusters given by hand, so these tests check the policies, not the
+segmenter; test_enhance_segment.py checks that the segmenter finds this same structure):
+
+    R  restatement      U  understanding
+    A1 approach 1, incorrect (left to right, cluster 0)      V1 check that finds the slip (cluster 1)
+    A2 approach 2, correct   (precedence, cluster 2)  <- end of the trunk
+    V2 re-check, same method as A2 (cluster 2: redundant)
+    A3 approach 3, incorrect alternative (cluster 0: redundant, and incorrect off-trunk)
+    V3 check disputing A3 ("But wait, that doesn't match 14")
+    A4 approach 4, correct re-derivation (cluster 2: redundant)
+    V4 plug-back check (cluster 4)
+    C  conclusion
+"""
+from __future__ import annotations
+
+import pytest
+
+from dlcot.enhance.simplify import Policy, decide, rebuild, splice
+from dlcot.errors import ConfigError
+from dlcot.records import Segment
+
+PARTS = [
+    ("restatement", None, None, None, "So I need to find 2 + 3 * 4. Let me think.\n\n"),
+    ("understanding", None, None, None, "First, I need to understand the order of operations here.\n\n"),
+    ("approach", 1, "20", "incorrect", "Let me compute left to right: 2 + 3 = 5, then 5 * 4 = 20.\n\n"
+                                       "So the answer is 20.\n\n"),
+    ("verification", None, None, None, "Wait, let me double-check the order. Multiplication comes first, "
+                                       "so 20 is wrong.\n\n"),
+    ("approach", 2, "14", "correct", "Let me try a different approach. First 3 * 4 = 12, then 2 + 12 = 14.\n\n"
+                                     "So the answer is 14.\n\n"),
+    ("verification", None, "14", None, "Let me verify: 3 * 4 = 12 and 2 + 12 = 14. Yes, 14.\n\n"),
+    ("approach", 3, "20", "incorrect", "Alternatively, I could group it as (2 + 3) * 4 = 5 * 4 = 20.\n\n"
+                                       "So that gives 20.\n\n"),
+    ("verification", None, None, None, "But wait, that doesn't match 14. The grouping was wrong.\n\n"),
+    ("approach", 4, "14", "correct", "Another way: 3 * 4 = 12, and 2 + 12 = 14.\n\nSo the result is 14.\n\n"),
+    ("verification", None, "14", None, "Let me plug it back in: 14 - 2 = 12 and 12 / 4 = 3. Correct.\n\n"),
+    ("conclusion", None, None, None, "Therefore, the answer is \\boxed{14}."),
+]
+CLUSTERS = [None, None, 0, 1, 2, 2, 0, 3, 2, 4, None]
+
+
+def build() -> tuple[str, list[Segment]]:
+    text, segs = "", []
+    for kind, approach, answer, outcome, body in PARTS:
+        segs.append(Segment(kind, len(text), len(text) + len(body), approach, answer, outcome))
+        text += body
+    return text, segs
+
+
+TEXT, SEGS = build()
+P = [p[4] for p in PARTS]
+R, U, A1, V1, A2, V2, A3, V3, A4, V4, C = P
+
+
+def run(policy: Policy, error_spans=()):
+    decisions = decide(SEGS, CLUSTERS, policy, [TEXT[s.start:s.end] for s in SEGS])
+    out = splice(TEXT, SEGS, decisions, policy, error_spans)
+    assert rebuild(TEXT, out.lineage) == out.text  # the enhanced text is the original's spans, spliced verbatim
+    return out, decisions
+
+
+POLICIES = {
+    "none": Policy("none", "keep", "none", 1, False),
+    "keep_first_correct": Policy("keep_first_correct", "drop", "none", 1, False),
+    "dedup_all": Policy("dedup_all", "keep", "all", 1, False),
+    "dedup_last_k": Policy("dedup_last_k", "keep", "last_k", 1, False),
+    "dedup_last_2": Policy("dedup_last_k", "keep", "last_k", 2, False),
+    "keep_first_correct_dedup_all": Policy("keep_first_correct_dedup_all", "drop", "all", 1, False),
+    "dlcot": Policy("dlcot", "keep", "all", 1, True),
+}
+EXPECTED = {
+    "none": TEXT,
+    # the trunk (up to A2, the first correct approach) and the conclusion
+    "keep_first_correct": R + U + A1 + V1 + A2 + C,
+    # every later member of a cluster goes: V2, A3, A4; V3 now follows A2 and its "But wait," is repaired
+    "dedup_all": R + U + A1 + V1 + A2 + "That doesn't match 14. The grouping was wrong.\n\n" + V4 + C,
+    # only the last redundant member (A4)
+    "dedup_last_k": R + U + A1 + V1 + A2 + V2 + A3 + V3 + V4 + C,
+    "dedup_last_2": R + U + A1 + V1 + A2 + V2 + V3.replace("But wait, that", "That") + V4 + C,
+    "keep_first_correct_dedup_all": R + U + A1 + V1 + A2 + C,
+    # the paper's method: trunk, then no redundant spans, no incorrect off-trunk approach (nor the dispute of
+    # it); the distinct plug-back check stays
+    "dlcot": R + U + A1 + V1 + A2 + V4 + C,
+}
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_policy_output_is_known_exactly(name):
+    out, _ = run(POLICIES[name])
+    assert out.text == EXPECTED[name]
+    assert out.text.endswith("Therefore, the answer is \\boxed{14}.")
+
+
+def test_reasons_are_recorded_in_lineage():
+    out, decisions = run(POLICIES["dlcot"])
+    reasons = {i: d.reason for i, d in enumerate(decisions) if not d.kept}
+    assert reasons == {5: "redundant", 6: "incorrect_offtrunk", 7: "disputes_dropped_approach", 8: "redundant"}
+    lin = out.lineage["segments"]
+    assert [s["kept"] for s in lin] == [True] * 5 + [False] * 4 + [True, True]
+    assert out.lineage["policy"] == "dlcot" and out.lineage["repairs"] == []
+    assert [k for _, _, k in out.kinds] == ["restatement", "understanding", "approach", "verification", "approach",
+                                           "verification", "conclusion"]
+
+
+def test_protected_spans_are_never_cut():
+    # Even if the first correct approach and the conclusion sat in a redundant cluster, they stay.
+    clusters = [None, None, 0, 0, 0, 0, 0, 0, 0, 0, None]
+    decisions = decide(SEGS, clusters, POLICIES["dedup_all"])
+    kept = [i for i, d in enumerate(decisions) if d.kept]
+    assert {0, 1, 2, 4, 10} <= set(kept)
+
+
+def test_connective_repair_logs_what_it_removed_and_can_be_switched_off():
+    out, _ = run(POLICIES["dedup_all"])
+    assert out.lineage["repairs"] == [{"at": len(R + U + A1 + V1 + A2), "source_offset": SEGS[7].start,
+                                       "removed": "But wait, "}]
+    raw, _ = run(Policy("dedup_all", "keep", "all", 1, False, repair_connectives=False))
+    assert V3 in raw.text
+
+
+def test_cut_error_spans_removes_marked_ranges_only_when_asked():
+    start = TEXT.index(", then 5 * 4 = 20")
+    span = (start, start + len(", then 5 * 4 = 20"))
+    off, _ = run(POLICIES["none"], [span])
+    assert off.text == TEXT
+    on, _ = run(Policy("none", "keep", "none", 1, False, cut_error_spans=True), [span])
+    assert on.text == TEXT[:span[0]] + TEXT[span[1]:]
+    assert on.lineage["error_spans_cut"] == [list(span)]
+
+
+def test_no_correct_approach_means_no_trunk_cut():
+    segs = [s if s.kind != "approach" else Segment(s.kind, s.start, s.end, s.approach, s.answer, "incorrect")
+            for s in SEGS]
+    decisions = decide(segs, CLUSTERS, POLICIES["keep_first_correct"])
+    assert all(d.kept for d in decisions)
+
+
+@pytest.mark.parametrize("bad", [{"after_trunk": "sometimes"}, {"dedup": "most"}, {"dedup": "last_k", "dedup_k": 0}])
+def test_invalid_policy_values_fail_clearly(bad):
+    with pytest.raises(ConfigError):
+        Policy(**bad)
+
+
+def test_policy_from_config_orders_connectives_longest_first():
+    p = Policy.from_config({"name": "x", "connectives": ["Wait,", "But wait,"], "workers": 2, "backend": "offline"})
+    assert p.connectives == ("But wait,", "Wait,")
