@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,12 @@ def template_text(name: str) -> str:
     return path.read_text()
 
 
-def tiny_model_dir(family: str, runs_dir: str | Path, **kwargs: Any) -> Path:
+def tiny_model_dir(family: str, runs_dir: str | Path, *, wait_s: float = 600.0, **kwargs: Any) -> Path:
     """Build (once) the tiny `family` model and return its directory, keyed by a hash of the build arguments.
 
-    Every rank of a multi-process launch may call this at the same time: each builds into its own temporary
-    directory and renames it into place; the build is seeded, so whichever rename wins holds the same files.
+    Under a multi-process launch only each node's local rank 0 builds (transformers' `save_pretrained` skips
+    the weights on other ranks): into a temporary directory renamed into place when complete, so the others
+    just wait for the directory to appear.
     """
     from dlcot.testing import FAMILIES, build_tiny_model
 
@@ -51,13 +53,20 @@ def tiny_model_dir(family: str, runs_dir: str | Path, **kwargs: Any) -> Path:
         raise ConfigError(f"student.model=tiny:{family}: unknown tiny family (known: {', '.join(sorted(FAMILIES))})")
     key = hashlib.sha256(json.dumps({"family": family, **kwargs}, sort_keys=True).encode()).hexdigest()[:10]
     out = Path(runs_dir) / "_tiny" / f"{family}-{key}"
-    if (out / "config.json").is_file():
+    if int(os.environ.get("LOCAL_RANK", "0")) != 0:
+        deadline = time.monotonic() + wait_s
+        while not out.is_dir():
+            if time.monotonic() > deadline:
+                raise ModelError(f"waited {wait_s:.0f}s for local rank 0 to build the tiny model in {out}")
+            time.sleep(0.2)
+        return out
+    if out.is_dir():
         return out
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     build_tiny_model(family, tmp, **kwargs)
     try:
         tmp.rename(out)
-    except OSError:  # another rank got there first
+    except OSError:  # another process (a concurrent test run) got there first with the same files
         shutil.rmtree(tmp, ignore_errors=True)
     return out
 
