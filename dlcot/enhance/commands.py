@@ -4,9 +4,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from dlcot.config import prepare_run_dir, to_dict
+from dlcot.config import config_hash, prepare_run_dir, run_dir, to_dict
 from dlcot.enhance import report, stats
 from dlcot.enhance.label import OfflineBackend
 from dlcot.enhance.pipeline import RunResult, Settings, enhance_one, run_stream, segment_one
@@ -38,6 +38,16 @@ def _check_result(res: RunResult, where: Path, input_path: str) -> None:
         raise RecordError(f"no trace could be used; reasons in {where}", path=input_path)
 
 
+def _refuse_foreign_partials(cfg: DictConfig) -> None:
+    """A crashed run's partial outputs are resumed only by the same config (same policy, tokenizer, input...)."""
+    out = run_dir(cfg)
+    partials = [p for p in (out / "enhanced.jsonl.partial", out / "rejected.jsonl.partial") if p.exists()]
+    saved = out / "config.yaml"
+    if partials and saved.is_file() and config_hash(OmegaConf.load(saved)) != config_hash(cfg):
+        raise ConfigError(f"{out} holds partial outputs of a run with another config ({saved}); rerun with that "
+                          "config to resume, or pick a new output=")
+
+
 def segment(cfg: DictConfig) -> Path:
     """`dlcot segment input=F output=F2`: F2 gets one segmentation per trace (gold format, with outcomes);
     traces that cannot be segmented go to F2's sibling `<stem>.rejected.jsonl`."""
@@ -61,6 +71,7 @@ def enhance(cfg: DictConfig) -> Path:
     from dlcot.tokens import load_tokenizer
 
     load_tokenizer(settings.tokenizer)  # fail on a bad tokenizer name before any work
+    _refuse_foreign_partials(cfg)
     out = prepare_run_dir(cfg)
     res = run_stream(enhance_one, src, out / "enhanced.jsonl", out / "rejected.jsonl", settings,
                      fields=to_dict(cfg.data.fields), limit=cfg.data.limit, workers=cfg.enhance.workers)

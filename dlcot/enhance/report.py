@@ -29,9 +29,9 @@ def plot(out_dir: Path, stats: dict[str, Any], lengths: Lengths) -> list[str]:
         ax2.scatter(lengths.before, lengths.after, s=6, alpha=0.5)
         ax2.plot([0, top], [0, top], color="grey", linewidth=1, linestyle="--", label="no change")
         ax2.legend(loc="upper left")
+        ax1.legend()
     ax1.set_xlabel(f"tokens per trace ({tok})")
     ax1.set_ylabel("traces")
-    ax1.legend()
     ax1.set_title("Reasoning length")
     ax2.set_xlabel(f"tokens before ({tok})")
     ax2.set_ylabel(f"tokens after ({tok})")
@@ -95,8 +95,9 @@ def write(out_dir: Path, stats: dict[str, Any], lengths: Lengths, command: str) 
     lines += [f"| {k} | {v} |" for k, v in stats["cut_tokens_by_reason"].items()] or ["| (nothing) | 0 |"]
     lines += ["", "## Rejected traces", "", "| reason | traces |", "|---|---:|"]
     lines += [f"| {k} | {v} |" for k, v in stats["reject_reasons"].items()] or ["| (none) | 0 |"]
-    lines += ["", f"Error spans marked: {stats['error_spans_marked']}."
-              + (f" {stats['error_spans_note']}." if stats.get("error_spans_note") else ""),
+    note = stats.get("error_spans_note")
+    spans = f"Error spans marked: {stats['error_spans_marked']}." + (f" {note[0].upper()}{note[1:]}." if note else "")
+    lines += ["", spans,
               f"Connective repairs at seams: {stats['repairs']}. Notes: {stats['notes'] or 'none'}.", ""]
     lines += [f"![{p}]({p})" for p in pngs]
     path = out_dir / "report.md"

@@ -32,7 +32,6 @@ from dlcot.records import Segment, Segmentation
 KINDS = ("restatement", "understanding", "approach", "verification", "conclusion")
 CONCLUSION_MAX_CHARS = 400  # a conclusion paragraph is short; a long one is still reasoning
 MAX_UNDERSTANDING_UNITS = 6
-ALT_TURNS = ("alt", "alt?", "check", "end")  # an alternative approach ends at its answer before any turn
 
 
 @dataclass(frozen=True)
@@ -121,12 +120,12 @@ class _Trace:
         return i if i < len(self.units) and i > lo else len(self.units)
 
     def work_start(self, lo: int, hi: int) -> int:
-        """First unit of exploration: the first unit after the restatement that is not planning.
+        """First unit of exploration: the first unit after the restatement that does work.
 
-        Planning restates goals, recalls facts and names a plan without computing ("First, I need to understand
-        ...", "I recall that ..."); a unit that computes, opens with a working verb ("Let me start by ...") or a
-        change of method starts the first approach. Understanding is capped at MAX_UNDERSTANDING_UNITS units and
-        a third of the text.
+        Work is computing (display math, equations with numbers), opening with a working verb ("Let me start by
+        ...") or with a change of method; a unit that opens by planning ("First, I need to understand ...",
+        "I recall that ...") counts as understanding even with a little inline math. Understanding is capped at
+        MAX_UNDERSTANDING_UNITS units and a third of the text.
         """
         chars = 0
         for i in range(lo, min(hi, lo + MAX_UNDERSTANDING_UNITS)):
@@ -147,8 +146,7 @@ class _Trace:
                     return C.canon(s.value)
         return ""
 
-    def answer_in(self, i: int, hi: int, targets: set[str],
-                  turns: tuple[str, ...] = ("alt", "alt?", "check", "end")) -> Statement | None:
+    def answer_in(self, i: int, hi: int, targets: set[str]) -> Statement | None:
         """The candidate answer unit i states, if any: its last statement, when the reasoning turns right after it
         (next unit or rest of the paragraph opens with a cue, or the conclusion follows) and it is final-like
         (boxed, "the answer is", or a conclusive sentence giving the gold or the conclusion's value) -- or, for a
@@ -161,7 +159,7 @@ class _Trace:
                 return None
             if s.strength >= 3 or C.canon(s.value) in targets:
                 return s
-            if s.strength >= 2 and turn in turns:
+            if s.strength >= 2 and turn in ("alt", "alt?", "check", "end"):
                 return s
             return None  # only the paragraph's last statement (before any turn) can be the candidate
         return None
@@ -240,7 +238,7 @@ def segment(text: str, gold: str | None = None, trace_id: str = "") -> Segmentat
         j = i + 1
         if alt:
             # an alternative approach runs until it states a final-like answer, or until the next change of method
-            while j < concl and tr.answer_in(j - 1, concl, targets, ALT_TURNS) is None and not (
+            while j < concl and tr.answer_in(j - 1, concl, targets) is None and not (
                     tr.cues[j] in ("alt", "alt?") and units[j].start - units[i].start >= 300):
                 j += 1
         else:  # a check runs to the next cue
