@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
-from dlcot.answers import last_boxed
+from dlcot.answers import extract_answer, last_boxed
 
 MAX_UNIT = 1200  # characters; longer paragraphs are split at newlines, then at sentence ends
 
@@ -178,6 +178,47 @@ def stated_value(sentence: str) -> str | None:
     if head != sentence:
         return _value_in(head) or _value_in(sentence)
     return _value_in(sentence)
+
+
+_PARAS_BACK = 3  # trailing paragraphs ("I think that's correct.") skipped when looking for the final statement
+
+
+def final_statement(text: str) -> tuple[str | None, int | None]:
+    """(answer, offset of the paragraph stating it): the answer a reasoning text ends with, or (None, None).
+
+    The answer is read from the last paragraph that states one, after skipping up to three trailing closers
+    (short paragraphs that state no value: "I think that's correct." after "Therefore, r = 4."), and only from
+    it (or the paragraph before it): first with `dlcot.answers.extract_answer`, then, for the forms it does not
+    read ("I'm confident that the remainder is 3.", "so 6/3 + 5/3 + 3/3 = 14/3."), as answer statements are
+    read here (`stated_value`, last sentence first). Reading one paragraph means an "is the answer 1/3?"
+    musing elsewhere never stands in for the conclusion; the segmenter starts the conclusion no later than this
+    paragraph, so every policy keeps it and the enhanced text is read from the same words as the raw one.
+    Comparing the answer with gold is `dlcot.answers`' job.
+    """
+    paras, pos = [], 0
+    for part in text.split("\n\n"):
+        if part.strip():
+            paras.append((pos, part))
+        pos += len(part) + 2
+    k = len(paras)
+    while k > 1 and len(paras) - k < _PARAS_BACK and _is_closer(paras[k - 1][1]):
+        k -= 1
+    for start, para in reversed(paras[max(0, k - 2):k]):  # the last stating paragraph, else the one before it
+        ans = extract_answer(para)
+        if ans:
+            return ans, start
+        tail = para[-4000:]
+        for a, b in reversed(sentences(tail)):
+            value = stated_value(tail[a:b])
+            if value:
+                return value, start
+    return None, None
+
+
+def _is_closer(para: str) -> bool:
+    """A short closing paragraph that states no value ("I think that's correct.", "**Final Answer**")."""
+    return len(para) < 200 and "\\boxed" not in para and extract_answer(para) is None and not any(
+        stated_value(para[a:b]) for a, b in sentences(para))
 
 
 def _value_in(sentence: str) -> str | None:

@@ -14,45 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
-from dlcot.answers import AnswerChecker, Verdict, extract_answer
-from dlcot.enhance.cues import sentences, stated_value
+from dlcot.answers import AnswerChecker, Verdict
+from dlcot.enhance.cues import final_statement
 from dlcot.enhance.segment import segment as offline_segment
 from dlcot.records import Segment, Segmentation, Trace
 
-_PARAS_BACK = 3  # trailing paragraphs ("I think that's correct.") skipped when looking for the final statement
-
 
 def final_answer_of(text: str) -> str | None:
-    """The answer a reasoning text ends with, or None.
-
-    The answer is read from the last paragraph that states one, after skipping up to three trailing closers
-    (short paragraphs that state no value: "I think that's correct." after "Therefore, r = 4."), and only from
-    it (or the paragraph before it): first with `dlcot.answers.extract_answer`, then, for the forms it does not
-    read ("I'm confident that the remainder is 3.", "so 6/3 + 5/3 + 3/3 = 14/3."), as the segmenter reads
-    answer statements (`cues.stated_value`, last sentence first). Reading one paragraph means an "is the answer
-    1/3?" musing elsewhere never stands in for the conclusion, and that a raw trace and its enhanced text, which
-    keeps the conclusion verbatim, are read from the same words. Comparing with gold is `dlcot.answers`' job.
-    """
-    paras = [p for p in text.rstrip().split("\n\n") if p.strip()]
-    k = len(paras)
-    while k > 1 and len(paras) - k < _PARAS_BACK and _is_closer(paras[k - 1]):
-        k -= 1
-    for para in reversed(paras[max(0, k - 2):k]):  # the last stating paragraph, else the one before it
-        ans = extract_answer(para)
-        if ans:
-            return ans
-        para = para[-4000:]
-        for start, end in reversed(sentences(para)):
-            value = stated_value(para[start:end])
-            if value:
-                return value
-    return None
-
-
-def _is_closer(para: str) -> bool:
-    """A short closing paragraph that states no value ("I think that's correct.", "**Final Answer**")."""
-    return len(para) < 200 and "\\boxed" not in para and extract_answer(para) is None and not any(
-        stated_value(para[a:b]) for a, b in sentences(para))
+    """The answer a reasoning text ends with, or None (see `cues.final_statement`)."""
+    return final_statement(text)[0]
 
 
 @dataclass

@@ -7,7 +7,8 @@ spans covering all of `text`, approaches numbered with the answer they state (ou
 How the macro structure is found (paper §3.1, in the project's words):
 1. *Units* are paragraphs (`cues.split_units`).
 2. *Restatement* is the first unit; *conclusion* is the trailing run of closers ("I think that's correct",
-   "**Final Answer**", a lone box) plus the one answer statement right before them.
+   "**Final Answer**", a lone box) plus the one answer statement right before them, and starts no later than
+   the paragraph the trace's final answer is read from (`cues.final_statement`).
 3. *Understanding* is the run of planning units after the restatement, up to the first unit that computes
    (display math, equations with numbers) or opens with a working verb ("Let me start by ...").
 4. The *first candidate answer* is the first answer statement (a sentence stating a value) that is final-like --
@@ -23,6 +24,7 @@ How the macro structure is found (paper §3.1, in the project's words):
 """
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
@@ -32,6 +34,7 @@ from dlcot.records import Segment, Segmentation
 KINDS = ("restatement", "understanding", "approach", "verification", "conclusion")
 CONCLUSION_MAX_CHARS = 400  # a conclusion paragraph is short; a long one is still reasoning
 MAX_UNDERSTANDING_UNITS = 6
+C_MAX_UNITS = 5  # a conclusion is at most this many paragraphs
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,11 @@ def segment(text: str, gold: str | None = None, trace_id: str = "") -> Segmentat
                             [Segment("approach", 0, len(text), 1, st[-1].value if st else None)])
     rest_end = 1  # the restatement is the first unit
     concl = tr.conclusion_start(rest_end + 1)
+    _, stated_at = C.final_statement(text)
+    if stated_at is not None:  # the conclusion holds the paragraph the final answer is read from
+        unit = bisect.bisect_right([u.start for u in units], stated_at) - 1
+        if rest_end + 1 < unit < concl and n - unit <= C_MAX_UNITS:
+            concl = unit
     final = tr.final_value(concl)
     work = tr.work_start(rest_end, concl)
     fa = tr.first_answer(work, concl, final)
