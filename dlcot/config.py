@@ -72,6 +72,7 @@ class StudentConfig:
     name: str = "tiny_qwen2"
     family: str = "qwen"  # compared with teacher.family: homologous (same) vs nonhomologous pairs
     model: str = MISSING  # Hub name, local directory, or `tiny:<family>` for the test models
+    tiny: dict[str, Any] = field(default_factory=dict)  # build_tiny_model kwargs for tiny:<family>
     chat_template: str | None = None  # file name in dlcot/train/templates/ (never inlined in YAML)
     think_open: str = "<think>"
     think_close: str = "</think>"

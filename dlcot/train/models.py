@@ -21,6 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from dlcot.config import to_dict
 from dlcot.errors import ConfigError, ModelError
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -75,7 +76,7 @@ def resolve_model_path(student: DictConfig, runs_dir: str | Path) -> str:
     """Hub name or directory to load `student.model` from (building `tiny:<family>` models on first use)."""
     name = str(student.model)
     if name.startswith(TINY_PREFIX):
-        return str(tiny_model_dir(name[len(TINY_PREFIX):], runs_dir))
+        return str(tiny_model_dir(name[len(TINY_PREFIX):], runs_dir, **to_dict(student.tiny)))
     return name
 
 

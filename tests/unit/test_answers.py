@@ -26,6 +26,10 @@ def checker():
     ("Hence, the final answer is 12.", "12"),
     ("I think the answer is correct.", None),                               # a judgement, not an answer
     ("Therefore, the number of divisors is 9.", "9"),
+    ("Therefore, x is \\frac{1}{8}.", "\\frac{1}{8}"),                         # the backslash is kept
+    ("So, the answer should be 4 beakers.", "4"),                          # "be" is a word, units dropped
+    ("The answer is clearly 6.", "6"),                                      # hedges are not the answer
+    ("Thus the total is \\(42\\).", "42"),
     ("no answer here at all", None),
     ("", None),
 ])
@@ -60,6 +64,15 @@ def test_normalize_gold(raw, gold):
 ])
 def test_math_verify_decisions(checker, gold, pred, correct):
     assert checker.verify_many([(gold, pred)])[0][0] is correct
+
+
+def test_plain_numbers_are_decided_without_math_verify(monkeypatch):
+    import dlcot.answers as answers
+
+    monkeypatch.setattr(answers, "_verify_worker", None)  # would fail if called
+    with AnswerChecker() as c:
+        assert c.verify_many([("1,000", "1000"), ("72", "72.0"), ("-3", "3"), ("0.50", "0.5")]) == [
+            (True, "match"), (True, "match"), (False, "mismatch"), (True, "match")]
 
 
 def test_check_reasons(checker):
