@@ -58,7 +58,8 @@ def _launch(stage: DictConfig, overrides: list[str]) -> None:
 
 
 def run(cfg: DictConfig) -> Path:
-    """Run every stage of the recipe; returns the chain's run directory."""
+    """Run every stage of the recipe; returns the final report.md when the chain ends in `report`, else its
+    run directory."""
     from dlcot.cli import run_command
 
     if not cfg.stages:
@@ -89,4 +90,6 @@ def run(cfg: DictConfig) -> Path:
             atomic_write_json(done, {"config_hash": digest, "seconds": timings[stage.name], "overrides": overrides})
     if is_rank0():
         atomic_write_json(root / "chain.json", {"stages": {k: str(v) for k, v in dirs.items()}, "seconds": timings})
-    return root
+    last = cfg.stages[-1]
+    report = dirs[last.name] / "report.md"
+    return report if last.command == "report" and report.exists() else root

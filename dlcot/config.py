@@ -5,8 +5,10 @@ validates it against `RootConfig`: a typo in a key or a wrong type fails at comp
 starts. Each stage reads only its own group. The schema is registered in Hydra's ConfigStore as
 `dlcot_schema`, which `conf/config.yaml` extends, so group options merge into typed nodes.
 
-Recipes live in `recipes/` at the repository root (not under `conf/`) and are selected with `recipe=NAME`
-(sub-folders work: `recipe=dlcot/raw_vs_enhanced`); `compose()` maps that to Hydra's `recipes` group.
+Recipes live in `recipes/` at the repository root and are selected with `recipe=NAME` (sub-folders work:
+`recipe=dlcot/raw_vs_enhanced`); `compose()` maps that to Hydra's `recipes` group, which `conf/recipes` (a symlink
+to `../recipes`) makes visible. The repository root is deliberately not on Hydra's search path: every folder
+there (`runs/`, `tests/`) would become a config group and shadow keys like `runs=`.
 """
 from __future__ import annotations
 
@@ -361,8 +363,7 @@ def compose(command: str, overrides: list[str] | tuple[str, ...] = ()) -> DictCo
     overrides, _ = normalize_overrides(user_overrides)
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="dlcot"):
-            cfg = hydra_compose(config_name="config", overrides=[
-                f"hydra.searchpath=[file://{REPO_ROOT}]", f"command={command}", *overrides])
+            cfg = hydra_compose(config_name="config", overrides=[f"command={command}", *overrides])
         # `+group.key=...` appends past Hydra's struct flag: re-check against the schema so typos still fail.
         OmegaConf.merge(OmegaConf.structured(RootConfig), OmegaConf.to_container(cfg))
     except (HydraException, OmegaConfBaseException) as err:

@@ -53,3 +53,11 @@ def test_same_config_same_run_dir_and_output_wins(tmp_path):
     # where the output goes and how it is logged does not change what is computed
     assert config_hash(a) == config_hash(compose("generate", ["seed=1", "wandb.mode=offline"]))
     assert run_dir(compose("generate", [f"output={tmp_path}"])) == tmp_path
+
+
+def test_top_level_folders_do_not_shadow_keys(tmp_path, monkeypatch):
+    """`runs=DIR` must stay a plain key even when a `runs/` folder exists (Hydra would read it as a group)."""
+    from dlcot.config import REPO_ROOT
+
+    (REPO_ROOT / "runs").mkdir(exist_ok=True)
+    assert compose("report", ["runs=runs/x"]).runs == "runs/x"
