@@ -43,7 +43,7 @@ def test_quickstart_chain_killed_resumes_and_reports(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"wrote {out / 'report' / 'report.md'}" in done.stdout
     chain = json.loads((out / "chain.json").read_text())
-    assert list(chain["stages"]) == ["run", *STAGES]
+    assert set(chain["stages"]) == {"run", *STAGES}
     assert chain["seconds"]["traces"] == 0.0 and chain["seconds"]["sft_qwen_raw"] == 0.0  # finished before the kill
 
     with open(out / "report" / "report.csv") as fh:
