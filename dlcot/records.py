@@ -146,8 +146,10 @@ def _lookup(obj: Mapping[str, Any], name: str, mapping: Mapping[str, str]) -> tu
 
 
 def parse_record(obj: Mapping[str, Any], kind: type[R], *, where: str, default_id: str,
-                 mapping: Mapping[str, str] | None = None) -> R | Reject:
-    """Build a Problem/Trace from one JSON object, or a Reject naming the file:line and field at fault."""
+                 mapping: Mapping[str, str] | None = None, fields_key: str = "data.fields") -> R | Reject:
+    """Build a Problem/Trace from one JSON object, or a Reject naming the file:line and field at fault.
+
+    `fields_key` is the config key that maps field names for this caller (the fix the reject message names)."""
     mapping = mapping or {}
     used: set[str] = set()
     src, rid = _lookup(obj, "id", mapping)
@@ -161,7 +163,7 @@ def parse_record(obj: Mapping[str, Any], kind: type[R], *, where: str, default_i
             if name in kind.REQUIRED:
                 tried = mapping.get(name) or "/".join(FIELD_ALIASES.get(name, (name,)))
                 return Reject(rid, "missing_field", f"{where}: field {name!r} missing (looked for {tried}; "
-                              f"map it with data.fields.{name}=<field>)")
+                              f"map it with {fields_key}.{name}=<field>)")
             continue
         used.add(src)
         if name == "gold_answer" and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -179,7 +181,7 @@ def parse_record(obj: Mapping[str, Any], kind: type[R], *, where: str, default_i
 
 
 def read_records(path: str | Path, kind: type[R], mapping: Mapping[str, str] | None = None,
-                 limit: int | None = None) -> Iterator[R | Reject]:
+                 limit: int | None = None, fields_key: str = "data.fields") -> Iterator[R | Reject]:
     """Stream records of `kind` from JSONL, yielding a Reject for every unusable line (never stopping).
 
     Ids missing from the source become `<file stem>/<line>`; a repeated id is rejected as `duplicate_id`.
@@ -190,7 +192,7 @@ def read_records(path: str | Path, kind: type[R], mapping: Mapping[str, str] | N
         if limit is not None and count >= limit:
             return
         rec = obj if isinstance(obj, Reject) else parse_record(
-            obj, kind, where=f"{path}:{n}", default_id=f"{path.stem}/{n - 1}", mapping=mapping)
+            obj, kind, where=f"{path}:{n}", default_id=f"{path.stem}/{n - 1}", mapping=mapping, fields_key=fields_key)
         if not isinstance(rec, Reject):
             if rec.id in seen:
                 rec = Reject(rec.id, "duplicate_id", f"{path}:{n}: id {rec.id!r} already seen earlier in the file")
@@ -294,11 +296,12 @@ def to_dataset(records: Iterable[Problem | Trace | Mapping[str, Any]]):
 
 
 def from_dataset(ds: Iterable[Mapping[str, Any]], kind: type[R], mapping: Mapping[str, str] | None = None,
-                 name: str = "dataset") -> Iterator[R | Reject]:
+                 name: str = "dataset", fields_key: str = "data.fields") -> Iterator[R | Reject]:
     """Records from a `datasets.Dataset` (or any iterable of dicts), with the same rejects as `read_records`."""
     seen: set[str] = set()
     for i, row in enumerate(ds):
-        rec = parse_record(row, kind, where=f"{name}[{i}]", default_id=f"{name}/{i}", mapping=mapping)
+        rec = parse_record(row, kind, where=f"{name}[{i}]", default_id=f"{name}/{i}", mapping=mapping,
+                           fields_key=fields_key)
         if not isinstance(rec, Reject):
             if rec.id in seen:
                 rec = Reject(rec.id, "duplicate_id", f"{name}[{i}]: id {rec.id!r} already seen")

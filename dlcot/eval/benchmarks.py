@@ -50,7 +50,7 @@ def load_benchmark(bench: DictConfig, *, data: DictConfig, seed: int, limit: int
         mapping["gold_answer"] = bench.choices[0]
     local = resolve_path(bench.path)
     if local is not None:
-        rows = list(read_records(local, Problem, mapping, limit=limit))
+        rows = list(read_records(local, Problem, mapping, limit=limit, fields_key="eval.benchmark.fields"))
         source = str(local)
     elif bench.hub_name:
         from datasets import load_dataset  # needs the Hugging Face Hub (GPU clusters)
@@ -62,7 +62,7 @@ def load_benchmark(bench: DictConfig, *, data: DictConfig, seed: int, limit: int
                               f"{bench.hub_name!r} could not be loaded ({err}); pass eval.benchmark.path=FILE") from err
         if limit:
             ds = ds.select(range(min(limit, len(ds))))
-        rows = list(from_dataset(ds, Problem, mapping, name=bench.name))
+        rows = list(from_dataset(ds, Problem, mapping, name=bench.name, fields_key="eval.benchmark.fields"))
         source = f"hub:{bench.hub_name}" + (f"/{bench.hub_config}" if bench.hub_config else "") + f":{bench.split}"
     else:
         raise ConfigError(f"benchmark={bench.name}: no local file at {bench.path!r} (tried from {Path.cwd()} and "

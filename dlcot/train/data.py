@@ -125,7 +125,8 @@ def build_sft_data(cfg: DictConfig, tokenizer) -> SFTData:
     messages, ids, rejects = [], [], []
     counts: Counter[str] = Counter()
     n_input = 0
-    for rec in read_records(path, Trace, mapping=dict(train.fields), limit=train.limit):
+    for rec in read_records(path, Trace, mapping=dict(train.fields), limit=train.limit,
+                            fields_key="train.fields"):
         n_input += 1
         conv = rec if isinstance(rec, Reject) else conversation(rec, train, student)
         if isinstance(conv, Reject):

@@ -98,3 +98,9 @@ def test_dataset_round_trip():
 def test_write_jsonl_converts_dataclasses(tmp_path):
     n = write_jsonl(tmp_path / "r.jsonl", [Reject("x", "why", "detail")])
     assert n == 1 and json.loads((tmp_path / "r.jsonl").read_text()) == {"id": "x", "reason": "why", "detail": "detail"}
+
+
+def test_reject_names_the_callers_mapping_key(tmp_path):
+    f = _write(tmp_path / "b.jsonl", [json.dumps({"question": "q"}).encode()])
+    (rej,) = read_records(f, Problem, fields_key="eval.benchmark.fields")
+    assert "eval.benchmark.fields.gold_answer=<field>" in rej.detail
