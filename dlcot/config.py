@@ -309,7 +309,7 @@ ConfigStore.instance().store(name="dlcot_schema", node=RootConfig)
 
 # --------------------------------------------------------------------------------------------- compose
 @functools.cache
-def _dict_fields(node: type = None, prefix: str = "") -> frozenset[str]:
+def _dict_fields(node: type | None = None, prefix: str = "") -> frozenset[str]:
     """Dotted paths of the schema's free-form dict fields (data.fields, engine.rules, train.extra, ...)."""
     out: set[str] = set()
     for f in dataclasses.fields(node or RootConfig):
