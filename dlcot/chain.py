@@ -2,9 +2,9 @@
 
 A recipe lists `stages`, each a command with its own overrides; `{name}` in an override is replaced by the
 output directory of the earlier stage `name` (`{run}`: the chain's own directory), so each stage's output is
-the next one's input. Every stage is composed like a command line of its own (`recipe=R`, the user's overrides, the stage's overrides,
-`output=<run dir>/<stage>`), runs in-process or, when it names a `launch` config, as its own
-`accelerate launch` process (how training runs on GPU clusters).
+the next one's input. Every stage is composed like a command line of its own (`recipe=R`, the user's
+overrides, the stage's overrides, `output=<run dir>/<stage>`), runs in-process or, when it names a `launch`
+config, as its own `accelerate launch` process (how training runs on GPU clusters).
 
 A stage that finished writes `.done.json` with the hash of its resolved config: a rerun of a finished chain
 skips it, a changed stage reruns, and a crashed stage resumes through the stage's own resume logic.

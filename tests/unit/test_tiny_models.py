@@ -40,7 +40,7 @@ def masked_text(tok, messages: list[dict]) -> tuple[list[str], list[int]]:
     ids, mask = out["input_ids"], out["assistant_masks"]
     assert len(ids) == len(mask)
     spans, cur = [], []
-    for i, m in zip(ids, mask):
+    for i, m in zip(ids, mask, strict=True):
         if m:
             cur.append(i)
         elif cur:
@@ -80,7 +80,7 @@ def test_reload_keeps_tokenization_and_generates(family: str, tmp_path: Path) ->
 def test_same_weights_for_same_seed(tmp_path: Path, tiny_qwen_dir: Path) -> None:
     again = build_tiny_model("qwen", tmp_path / "again")
     a, b = (AutoModelForCausalLM.from_pretrained(d) for d in (tiny_qwen_dir, again))
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
     other = AutoModelForCausalLM.from_pretrained(build_tiny_model("qwen", tmp_path / "seed1", seed=1))
     assert not torch.equal(a.lm_head.weight, other.lm_head.weight)
 
