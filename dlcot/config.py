@@ -1,9 +1,8 @@
-"""Typed config schemas, Hydra composition and run-directory naming.
+"""Hydra composition and run-directory naming.
 
 Every command composes the same tree (`conf/config.yaml` + one option per group + an optional recipe) and
-validates it against `RootConfig`: a typo in a key or a wrong type fails at composition, before any stage
-starts. Each stage reads only its own group. The schema is registered in Hydra's ConfigStore as
-`dlcot_schema`, which `conf/config.yaml` extends, so group options merge into typed nodes.
+validates it against `RootConfig` (`dlcot.schema`, registered in Hydra's ConfigStore as `dlcot_schema`, which
+`conf/config.yaml` extends): a typo in a key or a wrong type fails at composition, before any stage starts.
 
 Recipes live in `recipes/` at the repository root and are selected with `recipe=NAME` (sub-folders work:
 `recipe=dlcot/raw_vs_enhanced`); `compose()` maps that to Hydra's `recipes` group, which `conf/recipes` (a symlink
@@ -18,293 +17,21 @@ import hashlib
 import json
 import os
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from dlcot.errors import ConfigError
+from dlcot.schema import RootConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO_ROOT / "conf"
 RECIPES_DIR = REPO_ROOT / "recipes"
 
 
-# --------------------------------------------------------------------------------------------- groups
-@dataclass
-class DataConfig:
-    """Where problems/traces come from. `fields` maps our record names to the source's field names."""
-    name: str = "synthetic"
-    source: str = "synthetic"  # synthetic | jsonl | hub
-    path: str | None = None  # local JSONL / parquet for source=jsonl
-    hub_name: str | None = None  # Hugging Face dataset for source=hub (GPU clusters; needs the Hub)
-    hub_config: str | None = None
-    split: str = "train"
-    fields: dict[str, str] = field(default_factory=dict)
-    limit: int | None = None
-    # synthetic generator (dlcot.data.synthetic)
-    n_problems: int = 300
-    min_steps: int = 1
-    max_steps: int = 3
-    max_operand: int = 20
-    heldout: int = 0  # problems after the training set, for evaluation
-
-
-@dataclass
-class TeacherConfig:
-    """The model whose long CoT is distilled. `family` decides homologous vs nonhomologous students."""
-    name: str = "synthetic"
-    family: str = "qwen"
-    model: str | None = None  # Hub name or local path when generating with an engine
-    system_prompt: str | None = None
-    prompt_template: str = "{problem}"
-    max_new_tokens: int = 8192
-    temperature: float = 0.7
-    top_p: float = 0.95
-    n: int = 1
-    # synthetic teacher: fields of dlcot.data.synthetic.TeacherStyle (p_slip, p_abandon, p_redundant, ...)
-    style: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class StudentConfig:
-    """A student family: what differs between Qwen, Llama, Gemma, SmolLM2, tiny test models (dlcot.train.models)."""
-    name: str = "tiny_qwen2"
-    family: str = "qwen"  # compared with teacher.family: homologous (same) vs nonhomologous pairs
-    model: str = MISSING  # Hub name, local directory, or `tiny:<family>` for the test models
-    tiny: dict[str, Any] = field(default_factory=dict)  # build_tiny_model kwargs for tiny:<family>
-    chat_template: str | None = None  # file name in dlcot/train/templates/ (never inlined in YAML)
-    think_open: str = "<think>"
-    think_close: str = "</think>"
-    add_special_tokens: list[str] = field(default_factory=list)  # added (embeddings resized), e.g. <think> tokens
-    eos_token: str | None = None  # the end-of-turn token the template closes assistant turns with
-    pad_token: str | None = None
-    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    attn_implementation: str | None = None  # e.g. flash_attention_2 / sdpa on GPUs
-    dtype: str = "auto"  # auto | bfloat16 | float16 | float32
-    gguf_file: str | None = None
-    revision: str | None = None
-
-
-@dataclass
-class EngineConfig:
-    """Text generation backend (dlcot.engines): hf | vllm | openai | scripted | replay.
-
-    Sampling settings here are the defaults a stage passes to `Engine.generate`; temperature 0 means greedy.
-    """
-    name: str = "hf"
-    batch_size: int = 8
-    max_new_tokens: int = 512
-    temperature: float = 0.0
-    top_p: float = 1.0
-    n: int = 1
-    stop: list[str] = field(default_factory=list)
-    dtype: str = "auto"  # hf / vllm weights dtype: auto | float32 | bfloat16 | float16
-    device: str | None = None  # hf: cpu | cuda | cuda:1 ...; None picks cuda when available
-    # openai-compatible servers
-    base_url: str | None = None
-    endpoint: str = "chat"  # chat (/chat/completions, server applies the chat template) | completions
-    served_model: str | None = None  # the `model` field of requests; defaults to the model path/name
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = 8
-    max_retries: int = 4
-    timeout_s: float = 120.0
-    cache_dir: str | None = None
-    # vllm
-    tensor_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.9
-    max_model_len: int | None = None
-    # replay / scripted
-    path: str | None = None
-    response_field: str = "response"
-    id_field: str = "id"
-    match: str = "id"  # replay: id (stored id == problem id) | problem (stored problem text found in the prompt)
-    problem_field: str = "problem"
-    rules: dict[str, str] = field(default_factory=dict)  # scripted: regex on the prompt -> response
-
-
-@dataclass
-class EnhanceConfig:
-    """DLCoT simplification policy (dlcot.enhance, conf/enhance/*.yaml). The default option `dlcot` is the
-    paper's full method: keep the trunk (everything up to the first correct approach), deduplicate the redundant
-    spans after it, drop incorrect/incomplete approaches after it. The trunk, conclusion, restatement and
-    understanding are never cut."""
-    name: str = "dlcot"
-    backend: str = "offline"  # offline (rule-based, deterministic) | llm (LLM-judged, via enhance.label.Backend)
-    after_trunk: str = "keep"  # keep | drop: approaches/checks after the first correct one (drop: keep_first_correct)
-    dedup: str = "all"  # none | all | last_k: cut every / the last k redundant spans (later members of a cluster)
-    dedup_k: int = 1
-    drop_incorrect_offtrunk: bool = True  # cut incorrect/incomplete approaches after the trunk
-    cut_error_spans: bool = False  # cut spans a backend marks as errors (the offline backend marks none)
-    no_correct: str = "reject"  # reject | keep_raw: traces where no approach reaches gold
-    cluster_threshold: float = 0.2  # Jaccard of math-token bigrams (best F1 on the gold dev pairs, README)
-    repair_connectives: bool = True  # drop a dangling leading connective at a seam ("Wait,", "Alternatively,")
-    connectives: list[str] = field(default_factory=lambda: [
-        "But wait a minute,", "But wait,", "Wait a minute,", "Wait a second,", "Wait,", "Hold on,", "Hmm,",
-        "Alternatively,", "Again,", "Also,", "Still,", "But", "However,", "Anyway,"])
-    workers: int = 2  # processes (both cores); 1 = in-process
-
-
-@dataclass
-class MctsConfig:
-    """Marco-o1 v2 tree search over typed thought nodes."""
-    name: str = "marco_o1_v2"
-    iterations: int = 16
-    max_depth: int = 8
-    exploration: float = 1.41
-    expand_k: int = 2
-    length_balance: str = "relative"
-
-
-@dataclass
-class LoraConfig:
-    """PEFT LoRA/QLoRA; target modules come from the student (`student.lora_target_modules`) unless set here."""
-    enabled: bool = False
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: list[str] | None = None
-    quantize_4bit: bool = False  # QLoRA: needs a CUDA GPU and bitsandbytes
-
-
-@dataclass
-class TrainConfig:
-    """Training settings; TRL's SFTConfig/DPOConfig are built from this group in dlcot.train only."""
-    name: str = "sft"
-    stage: str = "sft"  # sft | dpo
-    data: str | None = None  # SFT JSONL (traces.jsonl / enhanced.jsonl / sft.jsonl) or pairs JSONL
-    fields: dict[str, str] = field(default_factory=dict)  # trace field -> source field (e.g. problem: question)
-    thought: str = "auto"  # auto (a row's `enhanced` text when it has one, else `reasoning`) | enhanced | raw
-    limit: int | None = None  # first N records of `data`
-    system_prompt: str | None = None
-    prompt_template: str = "{problem}"
-    missing_response: str = "reject"  # reject | boxed_gold (`The final answer is \\boxed{gold}` after </think>)
-    max_length: int = 4096
-    length_policy: str = "drop"  # drop | truncate | error, for examples longer than max_length (tokens)
-    packing: bool = False
-    packing_strategy: str = "bfd"
-    padding_free: bool = False
-    epochs: float = 1.0
-    max_steps: int = -1
-    learning_rate: float = 1e-5
-    lr_scheduler_type: str = "cosine"
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    optim: str = "adamw_torch_fused"  # transformers' default on torch >= 2.8 (CPU and CUDA)
-    per_device_batch_size: int = 1
-    gradient_accumulation_steps: int = 1
-    gradient_checkpointing: bool = False
-    bf16: bool = False
-    use_cpu: bool = False
-    dataloader_num_workers: int = 0
-    logging_steps: int = 10
-    save_steps: int = 500
-    save_total_limit: int = 2
-    resume: str = "auto"  # auto | never | PATH of a checkpoint directory
-    lora: LoraConfig = field(default_factory=LoraConfig)
-    # DPO (Marco-o1 v2): conservative DPO + alpha * SFT, common-prefix masking
-    beta: float = 0.1
-    label_smoothing: float = 0.0
-    sft_alpha: float = 0.0
-    prefix_masking: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)  # passed to TRL's config verbatim
-
-
-@dataclass
-class BenchmarkConfig:
-    """One benchmark (conf/benchmark/*.yaml, selected with `benchmark=NAME`): where its rows come from and how
-    a row becomes a prompt and a gold answer.
-
-    `path` (local JSONL; relative paths are tried from the current directory, then from the repository root) is
-    used when the file exists, else `hub_name` (GPU clusters with Hub access). `fields` maps record names (id,
-    problem, gold_answer) to the source's field names. Multiple-choice benchmarks (`choices` = the fields holding
-    the options, the first being correct) are shuffled per row with a seeded RNG and graded as letters.
-    """
-    name: str = "math500"
-    kind: str = "math"  # math | multiple_choice | synthetic
-    path: str | None = None
-    hub_name: str | None = None
-    hub_config: str | None = None
-    split: str = "test"
-    fields: dict[str, str] = field(default_factory=dict)
-    choices: list[str] = field(default_factory=list)
-    prompt_template: str = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
-    breakdown: list[str] = field(default_factory=list)  # row fields to report accuracy by (subject, level)
-
-
-@dataclass
-class EvalConfig:
-    """Evaluation (dlcot.eval): benchmark, sampling, metrics. Sampling settings not set here come from `engine`."""
-    name: str = "default"
-    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
-    limit: int | None = None
-    n: int = 1  # samples per problem
-    k: list[int] = field(default_factory=lambda: [1])  # pass@k / maj@k for each k <= n
-    max_new_tokens: int | None = None  # None: engine.max_new_tokens
-    temperature: float | None = None  # None: engine.temperature
-    top_p: float | None = None  # None: engine.top_p
-    chat: bool = True  # format prompts with the model's chat template (false: raw prompt text)
-    system_prompt: str | None = None
-    chunk_size: int = 64  # problems generated + scored + written per step (the resume granularity)
-    markers: list[str] = field(default_factory=lambda: ["wait", "alternatively", "hmm", "double-check"])
-    checker_workers: int = 1
-    checker_timeout_s: float = 5.0
-
-
-@dataclass
-class WandbConfig:
-    mode: str = "disabled"  # disabled | offline | online
-    project: str = "dlcot"
-    entity: str | None = None
-    group: str | None = None
-    tags: list[str] = field(default_factory=list)
-
-
-@dataclass
-class StageConfig:
-    """One step of a recipe's chain (dlcot.chain): a command, its overrides, and how to launch it.
-
-    Overrides may name earlier stages' output directories as `{stage_name}`; `launch` names an accelerate
-    config (e.g. launch/zero3.yaml) to run the step as its own `accelerate launch` process.
-    """
-    name: str = MISSING
-    command: str = MISSING
-    overrides: list[str] = field(default_factory=list)
-    launch: str | None = None
-
-
-@dataclass
-class RootConfig:
-    command: str = ""
-    recipe: str | None = None
-    input: str | None = None
-    output: str | None = None
-    model: str | None = None
-    runs_dir: str = "runs"
-    seed: int = 0
-    tokenizer: str = "qwen2"
-    runs: str | None = None  # `dlcot report runs=DIR`
-    overrides: list[str] = field(default_factory=list)  # the command line's overrides (set by compose)
-    stages: list[StageConfig] = field(default_factory=list)
-    data: DataConfig = field(default_factory=DataConfig)
-    teacher: TeacherConfig = field(default_factory=TeacherConfig)
-    student: StudentConfig = field(default_factory=StudentConfig)
-    engine: EngineConfig = field(default_factory=EngineConfig)
-    enhance: EnhanceConfig = field(default_factory=EnhanceConfig)
-    mcts: MctsConfig = field(default_factory=MctsConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    wandb: WandbConfig = field(default_factory=WandbConfig)
-
-
-GROUPS = ("data", "teacher", "student", "engine", "enhance", "mcts", "train", "eval")
 # Keys that name where things go or how they are logged, not what is computed: left out of the run hash.
 VOLATILE_KEYS = ("command", "output", "runs_dir", "wandb", "overrides", "stages")
-
-ConfigStore.instance().store(name="dlcot_schema", node=RootConfig)
 
 
 # --------------------------------------------------------------------------------------------- compose

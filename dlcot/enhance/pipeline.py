@@ -34,12 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from dlcot.answers import AnswerChecker
-from dlcot.config import EnhanceConfig
 from dlcot.enhance import cluster as K
 from dlcot.enhance.label import Labeled, OfflineBackend, final_answer_of
 from dlcot.enhance.simplify import Decision, Policy, decide, splice
 from dlcot.errors import ConfigError, RecordError
 from dlcot.records import Reject, ResumableJsonl, Trace, read_records, to_json_dict
+from dlcot.schema import EnhanceConfig
 
 log = logging.getLogger(__name__)
 _OPEN_TAGS = ("<think>", "<|begin_of_thought|>")

@@ -22,10 +22,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dlcot.config import EnhanceConfig
 from dlcot.enhance.cues import NEGATION, head_of
 from dlcot.errors import ConfigError
 from dlcot.records import Segment
+from dlcot.schema import EnhanceConfig
 
 # Openers that point back at text a cut may have removed (the config's list). Longest first: the first match wins.
 DEFAULT_CONNECTIVES = tuple(sorted(EnhanceConfig().connectives, key=len, reverse=True))

@@ -18,13 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dlcot.answers import AnswerChecker
-from dlcot.config import EnhanceConfig
 from dlcot.data.synthetic import synthetic_traces
 from dlcot.enhance import cluster as K
 from dlcot.enhance.label import final_answer_of, label
 from dlcot.enhance.metrics import score
 from dlcot.enhance.segment import segment
 from dlcot.records import Segment, Segmentation
+from dlcot.schema import EnhanceConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"

@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from dlcot.config import GROUPS, compose, config_hash, list_options, run_dir
+from dlcot.config import compose, config_hash, list_options, run_dir
 from dlcot.errors import ConfigError
+from dlcot.schema import GROUPS
 
 
 @pytest.mark.parametrize("recipe", list_options("recipes"))
