@@ -169,6 +169,33 @@ def peft_config(student: DictConfig, train: DictConfig):
                       target_modules=targets, task_type="CAUSAL_LM", bias="none")
 
 
+def merge_adapter(run_dir: Path, student: DictConfig, base_path: str, tokenizer) -> None:
+    """Turn a LoRA run directory into a full model directory: adapter files → `run_dir/adapter/`, and the base
+    reloaded unquantized on CPU with the adapter merged in → `run_dir` (what vLLM and the Hub expect).
+
+    Done by reloading rather than merging the trained module in place, so it is the same under DDP, ZeRO-3 or
+    FSDP (whose live parameters are sharded) and for QLoRA (whose 4-bit base must not be merged into).
+    """
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    adapter = run_dir / "adapter"
+    adapter.mkdir(exist_ok=True)
+    for name in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
+        if (run_dir / name).exists():
+            os.replace(run_dir / name, adapter / name)
+    dtype = _DTYPES.get(str(student.dtype), "auto")
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype, revision=student.get("revision"))
+    if len(tokenizer) > base.get_input_embeddings().num_embeddings:
+        base.resize_token_embeddings(len(tokenizer))
+    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    eos_id = tokenizer.convert_tokens_to_ids(tokenizer.eos_token)
+    merged.generation_config.eos_token_id = eos_id
+    merged.generation_config.pad_token_id = tokenizer.pad_token_id
+    merged.save_pretrained(str(run_dir))
+    log.info("merged the LoRA adapter into %s (adapter kept in %s)", base_path, adapter)
+
+
 def load_student(cfg: DictConfig):
     """(model, tokenizer, resolved model path) for the composed config's `student` and `train` groups."""
     path = resolve_model_path(cfg.student, cfg.runs_dir)

@@ -3,7 +3,9 @@
 config → SFT data (length policy, template checks) → student (+ LoRA) → `SFTConfig` (built here, at this one
 boundary, from our `train` group) → train (resuming from the run directory's last checkpoint with
 `train.resume=auto`) → final model + tokenizer (+ chat_template.jinja) + `train_stats.json` + `rejected.jsonl`
-+ a short model card in the run directory. Only rank 0 writes our files; TRL/transformers guard their own.
++ a short model card in the run directory. LoRA runs are merged into a full model there by default
+(`train.lora.merge`), the adapter kept in `adapter/`. Only rank 0 writes our files; TRL/transformers guard
+their own.
 """
 from __future__ import annotations
 
@@ -19,7 +21,14 @@ from dlcot.errors import ConfigError
 from dlcot.records import atomic_write_json, atomic_write_text, write_jsonl
 from dlcot.tracking import Tracker, report_to
 from dlcot.train.data import SFTData, build_sft_data
-from dlcot.train.models import load_model, load_tokenizer, peft_config, quantization_config, resolve_model_path
+from dlcot.train.models import (
+    load_model,
+    load_tokenizer,
+    merge_adapter,
+    peft_config,
+    quantization_config,
+    resolve_model_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +112,8 @@ def write_outputs(cfg: DictConfig, out_dir: Path, data: SFTData, trainer, metric
         "teacher_family": cfg.teacher.family, "student_family": cfg.student.family,
         "homologous": cfg.teacher.family == cfg.student.family,
         "student": cfg.student.name, "model": cfg.student.model, "model_path": model_path,
-        "lora": bool(cfg.train.lora.enabled), "packing": bool(cfg.train.packing),
+        "lora": bool(cfg.train.lora.enabled), "lora_merged": bool(cfg.train.lora.enabled and cfg.train.lora.merge),
+        "packing": bool(cfg.train.packing),
         "padding_free": bool(cfg.train.padding_free), "world_size": trainer.args.world_size,
     }
     atomic_write_json(out_dir / "train_stats.json", stats)
@@ -111,6 +121,12 @@ def write_outputs(cfg: DictConfig, out_dir: Path, data: SFTData, trainer, metric
                                              for r in data.rejects])
     atomic_write_text(out_dir / "README.md", model_card(cfg, stats))
     return stats
+
+
+def lora_note(stats: dict[str, Any]) -> str:
+    if not stats["lora"]:
+        return "off"
+    return "on, merged into the weights here (adapter in adapter/)" if stats["lora_merged"] else "on (adapter only)"
 
 
 def model_card(cfg: DictConfig, stats: dict[str, Any]) -> str:
@@ -126,7 +142,7 @@ def model_card(cfg: DictConfig, stats: dict[str, Any]) -> str:
         f"length policy {stats['length_policy']} at max_length {stats['max_length']}, "
         f"{stats['truncated']} truncated)",
         f"- training: {stats['global_step']} steps, {stats['tokens_seen']} tokens, "
-        f"LoRA {'on' if stats['lora'] else 'off'}; loss {loss['first']:.4g} → {loss['last']:.4g}",
+        f"LoRA {lora_note(stats)}; loss {loss['first']:.4g} → {loss['last']:.4g}",
         "", "Resolved config: `config.yaml`; figures: `train_stats.json`.", ""])
 
 
@@ -157,6 +173,8 @@ def run(cfg: DictConfig, callbacks: list | None = None) -> Path:
         trainer.save_model(str(out_dir))
         if is_rank0():
             tokenizer.save_pretrained(str(out_dir))
+            if cfg.train.lora.enabled and cfg.train.lora.merge:
+                merge_adapter(out_dir, cfg.student, model_path, tokenizer)
             stats = write_outputs(cfg, out_dir, data, trainer, metrics, tokens_start, model_path)
             tracker.summary({k: v for k, v in stats.items() if isinstance(v, (int, float))})
     return out_dir

@@ -68,12 +68,38 @@ def test_training_moves_every_trainable_parameter(tmp_path, student, lora):
     out = tmp_path / "run"
     for name in ("train_stats.json", "README.md", "config.yaml", "chat_template.jinja", "rejected.jsonl"):
         assert (out / name).is_file(), name
-    assert (out / ("adapter_config.json" if lora else "model.safetensors")).is_file()
+    assert (out / "model.safetensors").is_file()  # LoRA runs are merged into a full model (train.lora.merge)
+    assert (out / "adapter" / "adapter_config.json").is_file() == lora
     # the run directory is a model directory: `dlcot eval model=<run dir>` loads it (PEFT adapters included)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     assert AutoModelForCausalLM.from_pretrained(out) is not None
     assert "{%- generation" in AutoTokenizer.from_pretrained(out).chat_template
+
+
+def test_lora_run_is_merged_into_a_full_model(tmp_path):
+    """The merged weights compute what base + adapter compute (so eval and vLLM load the run dir as a plain
+    model); `train.lora.merge=false` leaves the adapter itself as the output."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    lora = ("student=tiny_qwen2", "train.lora.enabled=true", "train.max_steps=3", "train.learning_rate=1e-2")
+    stats = _train(tmp_path, "merged", *lora)
+    out = tmp_path / "merged"
+    assert stats["lora_merged"] and not (out / "adapter_config.json").exists()
+    ids = torch.arange(3, 40)[None]
+    merged = AutoModelForCausalLM.from_pretrained(out)
+    base = AutoModelForCausalLM.from_pretrained(stats["model_path"])
+    adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(stats["model_path"]), out / "adapter")
+    with torch.no_grad():
+        logits_merged, logits_base, logits_adapted = (m.eval()(ids).logits for m in (merged, base, adapted))
+    assert torch.allclose(logits_merged, logits_adapted, atol=1e-4)
+    assert not torch.allclose(logits_merged, logits_base, atol=1e-3), "the adapter was trained: weights must move"
+
+    stats = _train(tmp_path, "adapter_only", *lora, "train.lora.merge=false")
+    out = tmp_path / "adapter_only"
+    assert not stats["lora_merged"]
+    assert (out / "adapter_config.json").is_file() and not (out / "model.safetensors").exists()
 
 
 def test_overfits_eight_examples(tmp_path):
