@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from dlcot.config import compose
 from dlcot.errors import DlcotError
@@ -26,7 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("dlcot.train.sft:run", "SFT a student on traces/enhanced.jsonl (TRL) → model + train_stats.json"),
     "run": ("dlcot.chain:run", "run a recipe's stages in order (make demo = dlcot run recipe=quickstart)"),
     "report": ("dlcot.report:run", "one table (markdown + CSV + plot) of every run under runs=DIR"),
+    "sweep": ("dlcot.sweep:run", "a recipe over a grid (-m a=x,y b=u,v), one run per job → sweep.json + report"),
 }
+# Commands that take the raw overrides: a sweep's `a=x,y` is not one config to compose.
+UNCOMPOSED = {"sweep"}
 
 log = logging.getLogger("dlcot")
 
@@ -40,7 +43,7 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
-def resolve_command(name: str) -> Callable[[DictConfig], Path | None]:
+def resolve_command(name: str) -> Callable[..., Path | None]:
     if name not in COMMANDS:
         raise DlcotError(f"unknown command {name!r}\n\n{_usage()}")
     module, func = COMMANDS[name][0].split(":")
@@ -50,8 +53,9 @@ def resolve_command(name: str) -> Callable[[DictConfig], Path | None]:
 def run_command(name: str, overrides: Sequence[str] = ()) -> Path | None:
     """Compose the config for `name` with `overrides` and run it (the programmatic form of the CLI)."""
     fn = resolve_command(name)
-    cfg = compose(name, list(overrides))
-    return fn(cfg)
+    if name in UNCOMPOSED:
+        return fn(list(overrides))
+    return fn(compose(name, list(overrides)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     try:
-        if "--cfg" in rest:
+        if "--cfg" in rest and name not in UNCOMPOSED:
             resolve_command(name)
             print(OmegaConf.to_yaml(compose(name, [a for a in rest if a != "--cfg"]), resolve=True))
             return 0
