@@ -6,9 +6,10 @@ resumable and reproducible alone. The grid is parsed by Hydra's override grammar
 `a=choice(x,y)`), its points taken in order as a Cartesian product, as Hydra's basic sweeper does.
 
 Each job is `dlcot run` of the recipe in its own process (a stage with `launch:` then runs under `accelerate
-launch`, as in a single run), writing to `<sweep dir>/<key-value__...>`. A failed job is recorded and the others
-still run; `sweep.json` lists every job with its status and is rewritten after each one, and a rerun of the same
-sweep skips the stages each job has finished. At the end `dlcot report` makes one table of every evaluated job.
+launch`, as in a single run), writing to `<sweep dir>/<key-value__...>`. Jobs run one after another, or one per
+SLURM array task with `--job=N` (launch/slurm/sweep.sbatch). A failed job is recorded and the others still run;
+each job keeps its status in its `job.json`, `sweep.json` lists them all, and a rerun of the same sweep skips the
+stages each job has finished. Once every job has finished, `dlcot report` makes one table of all of them.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ class Job:
     name: str
     overrides: list[str]  # the swept values of this job (the sweep's fixed overrides come first)
     dir: str
-    status: str = "pending"  # pending | ok | failed
+    status: str = "pending"  # pending | running | ok | failed
     returncode: int | None = None
     seconds: float | None = None
 
@@ -81,9 +82,11 @@ def sweep_dir(fixed: Sequence[str], jobs: Sequence[Sequence[str]]) -> Path:
 
 
 def run(overrides: Sequence[str]) -> Path | None:
-    """Run every job of the sweep; returns the report (or the sweep directory when no job was evaluated).
-    With `--cfg`, prints the jobs it would run instead."""
-    fixed, points = expand([o for o in overrides if o != "--cfg"])
+    """Run the sweep's jobs (all of them, or job N with `--job=N`); returns the report once every job has
+    finished (the sweep directory while some have not, or when no job was evaluated). `--cfg` prints the jobs
+    instead of running them."""
+    flags = [o for o in overrides if o == "--cfg" or o.startswith("--job=")]
+    fixed, points = expand([o for o in overrides if o not in flags])
     if not any(ov.startswith("recipe=") for ov in [*fixed, *points[0]]):
         raise ConfigError("dlcot sweep needs recipe=NAME: the experiment each job runs (its `stages`)")
     root = sweep_dir(fixed, points)
@@ -91,28 +94,58 @@ def run(overrides: Sequence[str]) -> Path | None:
     jobs = [Job(job_name(p), p, str(root / job_name(p))) for p in points]
     if len({j.name for j in jobs}) != len(jobs):
         raise ConfigError("dlcot sweep: two jobs share a directory name; make the swept values distinct")
-    if "--cfg" in overrides:
-        print("\n".join([f"sweep of {len(jobs)} jobs into {root}", f"fixed: {' '.join(base)}",
-                         *(f"  {j.name}: dlcot run {' '.join([*base, *j.overrides])}" for j in jobs)]))
+    if "--cfg" in flags:
+        print("\n".join([f"sweep of {len(jobs)} jobs (--job=0..{len(jobs) - 1}) into {root}",
+                         f"fixed: {' '.join(base)}",
+                         *(f"  {i}: dlcot run {' '.join([*base, *j.overrides])}" for i, j in enumerate(jobs))]))
         return None
+    selected = _selected(flags, jobs)
     root.mkdir(parents=True, exist_ok=True)
-    log.info("sweep of %d jobs into %s", len(jobs), root)
-    manifest = {"fixed": base, "jobs": jobs}
-    for i, job in enumerate(jobs, 1):
+    log.info("sweep of %d jobs into %s; running %d", len(jobs), root, len(selected))
+    for job in selected:
         cmd = [sys.executable, "-m", "dlcot.cli", "run", *base, *job.overrides, f"output={job.dir}"]
-        log.info("job %d/%d %s: %s", i, len(jobs), job.name, " ".join(cmd[3:]))
+        log.info("job %d of 0..%d, %s: %s", jobs.index(job), len(jobs) - 1, job.name, " ".join(cmd[3:]))
+        _record(root, base, jobs, job, status="running")
         t0 = time.perf_counter()
         job.returncode = subprocess.run(cmd).returncode
         job.seconds = round(time.perf_counter() - t0, 2)
-        job.status = "ok" if job.returncode == 0 else "failed"
-        atomic_write_json(root / "sweep.json", {**manifest, "jobs": [asdict(j) for j in jobs]})
-    atomic_write_json(root / "sweep.json", {**manifest, "jobs": [asdict(j) for j in jobs]})
+        _record(root, base, jobs, job, status="ok" if job.returncode == 0 else "failed")
+    unfinished = [j.name for j in jobs if j.status in ("pending", "running")]
+    if unfinished:
+        log.info("%d of %d jobs not finished yet (%s): the report is made by the last one", len(unfinished),
+                 len(jobs), ", ".join(unfinished))
+        return root
     out = _report(root)
     failed = [j.name for j in jobs if j.status == "failed"]
     if failed:
         raise DlcotError(f"{len(failed)} of {len(jobs)} sweep jobs failed ({', '.join(failed)}); see "
-                         f"{root / 'sweep.json'} and each job's log above; a rerun retries them")
+                         f"{root / 'sweep.json'} and each job's log; a rerun retries them")
     return out
+
+
+def _selected(flags: list[str], jobs: list[Job]) -> list[Job]:
+    """Every job, or the one `--job=N` names (a SLURM array task: launch/slurm/sweep.sbatch)."""
+    picks = [f.split("=", 1)[1] for f in flags if f.startswith("--job=")]
+    if not picks:
+        return jobs
+    if len(picks) > 1 or not picks[0].isdigit() or int(picks[0]) >= len(jobs):
+        raise ConfigError(f"--job={','.join(picks)}: give one job number in 0..{len(jobs) - 1} "
+                          "(`dlcot sweep ... --cfg` lists them)")
+    return [jobs[int(picks[0])]]
+
+
+def _record(root: Path, base: list[str], jobs: list[Job], job: Job, *, status: str) -> None:
+    """Write `job`'s status into its own `job.json`, then `sweep.json` from every job's file: array tasks that
+    run jobs at the same time each own one file, and the manifest is rebuilt from all of them."""
+    job.status = status
+    Path(job.dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_json(Path(job.dir) / "job.json", asdict(job))
+    for other in jobs:
+        state = Path(other.dir) / "job.json"
+        if other is not job and state.is_file():
+            saved = json.loads(state.read_text())
+            other.status, other.returncode, other.seconds = saved["status"], saved["returncode"], saved["seconds"]
+    atomic_write_json(root / "sweep.json", {"fixed": base, "jobs": [asdict(j) for j in jobs]})
 
 
 def _report(root: Path) -> Path:

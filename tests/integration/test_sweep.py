@@ -38,9 +38,26 @@ def test_sweep_runs_each_job_alone_reports_them_together_and_resumes(tmp_path):
         rows = list(csv.DictReader(fh))
     assert sorted((r["student"], r["homologous"]) for r in rows) == [("tiny_llama", "False"), ("tiny_qwen2", "True")]
 
+    # one job of the good grid alone, as a SLURM array task would: its stages are done, so nothing is redone, and
+    # as the other job has finished too, this task makes the report
     trained = {j["name"]: (out / j["name"] / "sft" / "train_stats.json").stat().st_mtime_ns for j in jobs[:2]}
     good = [a for a in cmd if not a.startswith("student=")] + ["student=tiny_qwen2,tiny_llama"]
-    again = subprocess.run(good, env=env, capture_output=True, text=True)
+    again = subprocess.run([*good, "--job=1"], env=env, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"wrote {out / 'report.md'}" in again.stdout
     assert {n: (out / n / "sft" / "train_stats.json").stat().st_mtime_ns for n in trained} == trained
+
+
+def test_an_array_task_runs_its_job_only_and_leaves_the_report_to_the_last(tmp_path):
+    out = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "dlcot.cli", "sweep", "recipe=sweeps/distill_one", *CI_SIZE, "train.max_steps=1",
+           f"runs_dir={tmp_path / 'runs'}", f"output={out}", "-m", "seed=1,2", "--job=1"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"wrote {out}\n" in done.stdout and not (out / "report.md").exists()
+    jobs = json.loads((out / "sweep.json").read_text())["jobs"]
+    assert [(j["name"], j["status"]) for j in jobs] == [("seed-1", "pending"), ("seed-2", "ok")]
+    assert not (out / "seed-1").exists() and (out / "seed-2" / "eval" / "metrics.json").is_file()
+    bad = subprocess.run([*cmd[:-1], "--job=2"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "--job=2: give one job number in 0..1" in bad.stderr
