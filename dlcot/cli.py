@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("dlcot.data.generate:run", "teacher long CoT for problems → traces.jsonl"),
     "segment": ("dlcot.enhance.commands:segment", "DLCoT segmentation of traces → one gold-format line per trace"),
     "enhance": ("dlcot.enhance.commands:enhance", "DLCoT simplification → enhanced.jsonl, stats.json, report, plots"),
-    "train": ("dlcot.train.sft:run", "SFT a student on traces/enhanced.jsonl (TRL) → model + train_stats.json"),
+    "train": ("dlcot.train:run", "SFT on traces or DPO on pairs (train.stage) with TRL → model + train_stats.json"),
     "run": ("dlcot.chain:run", "run a recipe's stages in order (make demo = dlcot run recipe=quickstart)"),
     "report": ("dlcot.report:run", "one table (markdown + CSV + plot) of every run under runs=DIR"),
     "sweep": ("dlcot.sweep:run", "a recipe over a grid (-m a=x,y b=u,v), one run per job → sweep.json + report"),

@@ -97,10 +97,28 @@ class Segmentation:
         return asdict(self)
 
 
-R = TypeVar("R", Problem, Trace)
+@dataclass
+class Pair:
+    """A preference pair (`pairs.jsonl` of `dlcot mcts`, or any source): two thoughts for one problem, the
+    preferred one first, each with the response that follows it. MCTS pairs share the path to the node where
+    they part, which DPO's common-prefix masking uses (`train.prefix_masking`)."""
+    id: str
+    problem: str
+    chosen: str
+    rejected: str
+    chosen_response: str | None = None
+    rejected_response: str | None = None
+    gold_answer: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("problem", "chosen", "rejected")
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("chosen_response", "rejected_response", "gold_answer")
 
 
-def to_json_dict(record: Problem | Trace) -> dict[str, Any]:
+R = TypeVar("R", Problem, Trace, Pair)
+
+
+def to_json_dict(record: Problem | Trace | Pair) -> dict[str, Any]:
     """Flat JSON form: the record's fields, with `extra` (the source's other fields) merged back in."""
     d = asdict(record)
     extra = d.pop("extra")
@@ -147,7 +165,7 @@ def _lookup(obj: Mapping[str, Any], name: str, mapping: Mapping[str, str]) -> tu
 
 def parse_record(obj: Mapping[str, Any], kind: type[R], *, where: str, default_id: str,
                  mapping: Mapping[str, str] | None = None, fields_key: str = "data.fields") -> R | Reject:
-    """Build a Problem/Trace from one JSON object, or a Reject naming the file:line and field at fault.
+    """Build a Problem/Trace/Pair from one JSON object, or a Reject naming the file:line and field at fault.
 
     `fields_key` is the config key that maps field names for this caller (the fix the reject message names)."""
     mapping = mapping or {}

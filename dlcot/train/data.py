@@ -58,35 +58,47 @@ def thought_text(trace: Trace, train: DictConfig) -> str | Reject:
 
 
 def assistant_text(trace: Trace, train: DictConfig, student: DictConfig) -> str | Reject:
-    """`<think>\\n thought \\n</think>\\n\\n response`, or a Reject when there is nothing to learn."""
+    """The SFT assistant turn of a trace (its DLCoT-enhanced or raw thought, then the response)."""
     reasoning = thought_text(trace, train)
     if isinstance(reasoning, Reject):
         return reasoning
+    return assistant_content(trace.id, reasoning, trace.response, trace.gold_answer, train, student)
+
+
+def assistant_content(rid: str, reasoning: str, response: str | None, gold_answer: str | None, train: DictConfig,
+                      student: DictConfig) -> str | Reject:
+    """`<think>\\n thought \\n</think>\\n\\n response`, or a Reject when there is nothing to learn."""
     reasoning = reasoning.strip()
-    response = (trace.response or "").strip()
-    if not response and train.missing_response == "boxed_gold" and trace.gold_answer.strip():
-        response = f"The final answer is $\\boxed{{{trace.gold_answer.strip()}}}$."
+    response = (response or "").strip()
+    gold = (gold_answer or "").strip()
+    if not response and train.missing_response == "boxed_gold" and gold:
+        response = f"The final answer is $\\boxed{{{gold}}}$."
     if not reasoning and not response:
-        return Reject(trace.id, "empty_assistant", "reasoning and response are both empty: no assistant text")
+        return Reject(rid, "empty_assistant", "reasoning and response are both empty: no assistant text")
     if not response:
-        return Reject(trace.id, "no_response", "no response after the thought (an unfinished trace?); "
+        return Reject(rid, "no_response", "no response after the thought (an unfinished trace?); "
                       "train.missing_response=boxed_gold ends it with the gold answer instead")
     return f"{student.think_open}\n{reasoning}\n{student.think_close}\n\n{response}"
+
+
+def user_turns(problem: str, train: DictConfig) -> list[dict[str, str]]:
+    """The conversation before the assistant turn: optional system prompt, then the problem as the user."""
+    try:
+        user = train.prompt_template.format(problem=problem)
+    except (KeyError, IndexError) as err:
+        raise ConfigError(f"train.prompt_template={train.prompt_template!r}: only {{problem}} may be named "
+                          f"(double other braces: {{{{ }}}}); got {err}") from err
+    msgs = [{"role": "user", "content": user}]
+    if train.system_prompt:
+        msgs.insert(0, {"role": "system", "content": train.system_prompt})
+    return msgs
 
 
 def conversation(trace: Trace, train: DictConfig, student: DictConfig) -> list[dict[str, str]] | Reject:
     content = assistant_text(trace, train, student)
     if isinstance(content, Reject):
         return content
-    try:
-        user = train.prompt_template.format(problem=trace.problem)
-    except (KeyError, IndexError) as err:
-        raise ConfigError(f"train.prompt_template={train.prompt_template!r}: only {{problem}} may be named "
-                          f"(double other braces: {{{{ }}}}); got {err}") from err
-    msgs = [{"role": "user", "content": user}, {"role": "assistant", "content": content}]
-    if train.system_prompt:
-        msgs.insert(0, {"role": "system", "content": train.system_prompt})
-    return msgs
+    return [*user_turns(trace.problem, train), {"role": "assistant", "content": content}]
 
 
 def render(tokenizer, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:
@@ -110,18 +122,52 @@ def check_turn_end(ids: list[int], mask: list[int], tokenizer, example_id: str) 
                          "put the end-of-turn token inside {% generation %} or set student.eos_token")
 
 
+def data_path(train: DictConfig, kinds: str) -> Path:
+    """`train.data`, after the option checks both stages share."""
+    if not train.data:
+        raise ConfigError(f"train.data is not set: pass train.data=PATH ({kinds})")
+    if train.missing_response not in ("reject", "boxed_gold"):
+        raise ConfigError(f"train.missing_response={train.missing_response!r}: use reject or boxed_gold")
+    if train.length_policy not in LENGTH_POLICIES:
+        raise ConfigError(f"train.length_policy={train.length_policy!r}: use one of {', '.join(LENGTH_POLICIES)}")
+    return Path(train.data)
+
+
+def over_length(n_tokens: int, prompt_tokens: int, train: DictConfig, path: Path, rid: str) -> Reject | bool:
+    """The length policy for one example: False (fits), True (TRL truncates it; counted), a Reject (dropped),
+    or a RecordError (`error`). A prompt that alone fills max_length leaves nothing to train: dropped."""
+    if n_tokens <= train.max_length:
+        return False
+    if train.length_policy == "error":
+        raise RecordError(f"{path}: id {rid!r}: {n_tokens} tokens > train.max_length={train.max_length} "
+                          "(length_policy=error); raise max_length or use length_policy=drop|truncate", path=path)
+    if train.length_policy == "drop" or prompt_tokens >= train.max_length:
+        reason = "too_long" if train.length_policy == "drop" else "prompt_too_long"
+        return Reject(rid, reason, f"{n_tokens} tokens ({prompt_tokens} prompt) > max_length={train.max_length}")
+    return True
+
+
+def account(path: Path, what: str, n_input: int, n_kept: int, rejects: list[Reject], train: DictConfig
+            ) -> dict[str, Any]:
+    """The counts every stage's data reports (n_input = n_kept + n_rejected, rejects by reason); a RecordError,
+    before any training, when nothing is left."""
+    reasons = Counter(r.reason for r in rejects)
+    if not n_kept:
+        detail = "; ".join(f"{r.id}: {r.reason} ({r.detail})" for r in rejects[:3])
+        raise RecordError(f"no usable {what}: {n_input} read, all rejected {dict(reasons)}"
+                          + (f"; e.g. {detail}" if detail else ""), path=path)
+    log.info("%s %s: %d kept of %d (%s)", what, path, n_kept, n_input, dict(reasons) or "no rejects")
+    return {"data": str(path), "n_input": n_input, "n_kept": n_kept, "n_rejected": len(rejects),
+            "reject_reasons": dict(reasons), "length_policy": train.length_policy, "max_length": train.max_length,
+            "dropped_by_length": reasons.get("too_long", 0) + reasons.get("prompt_too_long", 0)}
+
+
 def build_sft_data(cfg: DictConfig, tokenizer) -> SFTData:
     """Read `cfg.train.data`, build conversations, apply the length policy; errors before any training."""
     train, student = cfg.train, cfg.student
-    if not train.data:
-        raise ConfigError("train.data is not set: pass train.data=PATH (traces.jsonl, enhanced.jsonl or sft.jsonl)")
-    if train.missing_response not in ("reject", "boxed_gold"):
-        raise ConfigError(f"train.missing_response={train.missing_response!r}: use reject or boxed_gold")
+    path = data_path(train, "traces.jsonl, enhanced.jsonl or sft.jsonl")
     if train.thought not in THOUGHTS:
         raise ConfigError(f"train.thought={train.thought!r}: use one of {', '.join(THOUGHTS)}")
-    if train.length_policy not in LENGTH_POLICIES:
-        raise ConfigError(f"train.length_policy={train.length_policy!r}: use one of {', '.join(LENGTH_POLICIES)}")
-    path = Path(train.data)
     messages, ids, rejects = [], [], []
     counts: Counter[str] = Counter()
     n_input = 0
@@ -135,18 +181,11 @@ def build_sft_data(cfg: DictConfig, tokenizer) -> SFTData:
         tok_ids, mask = render(tokenizer, conv)
         check_turn_end(tok_ids, mask, tokenizer, rec.id)
         n_tokens, n_assistant = len(tok_ids), sum(mask)
-        prompt_tokens = mask.index(1)
-        if n_tokens > train.max_length:
-            where = f"{path}: id {rec.id!r}"
-            if train.length_policy == "error":
-                raise RecordError(f"{where}: {n_tokens} tokens > train.max_length={train.max_length} "
-                                  "(length_policy=error); raise max_length or use length_policy=drop|truncate",
-                                  path=path)
-            if train.length_policy == "drop" or prompt_tokens >= train.max_length:
-                reason = "too_long" if train.length_policy == "drop" else "prompt_too_long"  # nothing left to train
-                rejects.append(Reject(rec.id, reason, f"{n_tokens} tokens ({prompt_tokens} prompt) > "
-                                      f"max_length={train.max_length}"))
-                continue
+        verdict = over_length(n_tokens, mask.index(1), train, path, rec.id)
+        if isinstance(verdict, Reject):
+            rejects.append(verdict)
+            continue
+        if verdict:
             counts["truncated"] += 1
             counts["tokens_truncated"] += n_tokens - train.max_length
             n_assistant = sum(mask[:train.max_length])
@@ -156,17 +195,9 @@ def build_sft_data(cfg: DictConfig, tokenizer) -> SFTData:
         counts["enhanced"] += train.thought != "raw" and isinstance(rec.extra.get("enhanced"), str)
         counts["tokens"] += n_tokens
         counts["assistant_tokens"] += n_assistant
-    reasons = Counter(r.reason for r in rejects)
-    stats = {"data": str(path), "n_input": n_input, "n_kept": len(messages), "n_rejected": len(rejects),
-             "reject_reasons": dict(reasons), "length_policy": train.length_policy, "max_length": train.max_length,
-             "dropped_by_length": reasons.get("too_long", 0) + reasons.get("prompt_too_long", 0),
+    stats = {**account(path, "SFT examples", n_input, len(messages), rejects, train),
              "truncated": counts["truncated"],
              "tokens_truncated": counts["tokens_truncated"], "dataset_tokens": counts["tokens"],
              "dataset_assistant_tokens": counts["assistant_tokens"], "thought": train.thought,
              "n_enhanced_thoughts": counts["enhanced"]}
-    if not messages:
-        detail = "; ".join(f"{r.id}: {r.reason} ({r.detail})" for r in rejects[:3])
-        raise RecordError(f"no usable SFT examples: {n_input} read, all rejected {dict(reasons)}"
-                          + (f"; e.g. {detail}" if detail else ""), path=path)
-    log.info("SFT data %s: %d kept of %d (%s)", path, len(messages), n_input, dict(reasons) or "no rejects")
     return SFTData(messages, ids, rejects, stats)

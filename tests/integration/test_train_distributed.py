@@ -1,5 +1,6 @@
 """`accelerate launch -m dlcot.train` with 2 CPU ranks: plain DDP over gloo (launch/cpu2.yaml) and DeepSpeed
-ZeRO-2 (launch/zero2.yaml). Both see the same batches, so their loss curves must agree."""
+ZeRO-2 (launch/zero2.yaml), for SFT and for DPO (whose reference model DeepSpeed must prepare too). Both see the
+same batches, so their loss curves must agree."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from train_fixtures import traces, write_traces
+from train_fixtures import pairs, traces, write_traces
 
 REPO = Path(__file__).resolve().parents[2]
 ACCELERATE = Path(sys.executable).with_name("accelerate")
@@ -20,13 +21,18 @@ ACCELERATE = Path(sys.executable).with_name("accelerate")
 def workdir(tmp_path_factory):
     path = tmp_path_factory.mktemp("dist")
     write_traces(path / "traces.jsonl", traces(8))
+    write_traces(path / "pairs.jsonl", pairs(8))
     return path
 
 
-def _launch(workdir: Path, name: str, *launch_args: str) -> dict:
-    out = workdir / name
+STAGES = {"sft": ("train=sft_cpu_tiny", "traces.jsonl"), "dpo": ("train=dpo_cpu_tiny", "pairs.jsonl")}
+
+
+def _launch(workdir: Path, stage: str, name: str, *launch_args: str) -> dict:
+    out = workdir / f"{stage}_{name}"
+    train, data = STAGES[stage]
     cmd = [str(ACCELERATE), "launch", *launch_args, "-m", "dlcot.train", "student=tiny_qwen2",
-           "train=sft_cpu_tiny", f"train.data={workdir / 'traces.jsonl'}", f"output={out}",
+           train, f"train.data={workdir / data}", f"output={out}",
            f"runs_dir={workdir / 'runs'}", "train.max_steps=4"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -39,9 +45,11 @@ def _launch(workdir: Path, name: str, *launch_args: str) -> dict:
 
 
 @pytest.mark.slow
-def test_two_gloo_ranks_and_zero2_agree(workdir):
-    ddp = _launch(workdir, "ddp", "--config_file", "launch/cpu2.yaml")
-    zero2 = _launch(workdir, "zero2", "--config_file", "launch/zero2.yaml", "--num_processes", "2")
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_two_gloo_ranks_and_zero2_agree(workdir, stage):
+    ddp = _launch(workdir, stage, "ddp", "--config_file", "launch/cpu2.yaml")
+    zero2 = _launch(workdir, stage, "zero2", "--config_file", "launch/zero2.yaml", "--num_processes", "2")
+    assert ddp["stage"] == zero2["stage"] == stage
     assert ddp["tokens_seen"] == zero2["tokens_seen"] > 0
     for (s1, a), (s2, b) in zip(ddp["loss"]["curve"], zero2["loss"]["curve"], strict=True):
         assert s1 == s2 and a == pytest.approx(b, rel=1e-3)

@@ -7,34 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_fixtures import traces, write_traces
+from train_fixtures import ParamWatch, StopAfter, traces, write_traces
 from transformers import TrainerCallback
 
 from dlcot.config import compose
 from dlcot.errors import ConfigError
 from dlcot.train.sft import run
-
-
-class ParamWatch(TrainerCallback):
-    """Snapshots the trainable parameters at train begin and the names of those unchanged at train end."""
-
-    def on_train_begin(self, args, state, control, model=None, **kw):
-        self.before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-    def on_train_end(self, args, state, control, model=None, **kw):
-        after = dict(model.named_parameters())
-        self.unchanged = [n for n, p in self.before.items() if torch.equal(p, after[n].detach())]
-
-
-class StopAfter(TrainerCallback):
-    """Simulates a kill right after the checkpoint at `step` is written."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_save(self, args, state, control, **kw):
-        if state.global_step == self.step:
-            raise KeyboardInterrupt(f"killed after step {self.step}")
 
 
 class StepCount(TrainerCallback):

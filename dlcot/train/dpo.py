@@ -1,0 +1,56 @@
+"""`dlcot train` with `train.stage=dpo`: Marco-o1 v2's fine-grained DPO over TRL's `DPOTrainer`.
+
+The objective is TRL's, configured from our `train` group at this one boundary:
+- conservative DPO (cDPO): the sigmoid loss with `label_smoothing` ε, for pairs whose preference may be wrong
+  (a verifier's binary reward);
+- joint post-training, L = L_DPO + α·L_SFT: TRL's `loss_type=["sigmoid", "sft"]`, `loss_weights=[1, α]`
+  (`train.sft_alpha`), the SFT term being the NLL of the chosen completion;
+- common-prefix masking (`train.prefix_masking`): done in the data (`pairs.py`), which moves the shared thoughts
+  into the prompt, so no trainer internals are overridden.
+The reference model is the starting student (`student.model`, usually the SFT run's directory); with LoRA,
+TRL uses the base with the adapter disabled.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from dlcot.config import to_dict
+from dlcot.errors import ConfigError
+from dlcot.train.fit import common_args, fit
+from dlcot.train.pairs import build_pair_data
+
+
+def dpo_config(cfg: DictConfig, out_dir: Path):
+    """TRL `DPOConfig` from our `train` group: the only place dlcot's settings become TRL's."""
+    from trl import DPOConfig
+
+    t = cfg.train
+    if t.beta <= 0:
+        raise ConfigError(f"train.beta={t.beta}: DPO's KL weight must be > 0")
+    if not 0 <= t.label_smoothing < 0.5:
+        raise ConfigError(f"train.label_smoothing={t.label_smoothing}: the assumed rate of flipped preferences "
+                          "(conservative DPO) lies in [0, 0.5)")
+    if t.sft_alpha < 0:
+        raise ConfigError(f"train.sft_alpha={t.sft_alpha}: the SFT term's weight must be >= 0")
+    if t.packing:
+        raise ConfigError("train.packing is for SFT; DPO pairs can use train.padding_free=true instead")
+    losses, weights = ["sigmoid"], [1.0]
+    if t.sft_alpha:
+        losses.append("sft")
+        weights.append(float(t.sft_alpha))
+    kwargs = common_args(cfg, out_dir)
+    kwargs.update(beta=t.beta, label_smoothing=t.label_smoothing, loss_type=losses, loss_weights=weights,
+                  padding_free=t.padding_free)
+    kwargs.update(to_dict(t.extra))
+    return DPOConfig(**kwargs)
+
+
+def run(cfg: DictConfig, callbacks: list | None = None) -> Path:
+    """Train the student on the preference pairs of `cfg.train.data`; returns the run directory."""
+    from trl import DPOTrainer
+
+    if cfg.train.stage != "dpo":
+        raise ConfigError(f"train.stage={cfg.train.stage!r}: dlcot.train.dpo runs stage dpo")
+    return fit(cfg, dpo_config, build_pair_data, DPOTrainer, callbacks)
