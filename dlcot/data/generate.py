@@ -18,9 +18,9 @@ from tqdm import tqdm
 
 from dlcot.answers import split_thought
 from dlcot.config import prepare_run_dir, to_dict
-from dlcot.data.sources import load_records, synthetic_problems
-from dlcot.errors import ConfigError, RecordError
-from dlcot.records import Problem, Reject, ResumableJsonl, atomic_write_json, to_json_dict, write_jsonl
+from dlcot.data.sources import pending_problems
+from dlcot.errors import ConfigError
+from dlcot.records import Reject, ResumableJsonl, atomic_write_json, to_json_dict, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -60,22 +60,13 @@ def _with_engine(cfg: DictConfig, out: Path) -> dict:
     t = cfg.teacher
     if not t.model:
         raise ConfigError(f"teacher={t.name}: set teacher.model=<Hub name or path> to generate with an engine")
-    source = load_records(cfg.data, Problem, cfg.input) if cfg.input or cfg.data.source != "synthetic" else (
-        synthetic_problems(cfg.data, cfg.seed))
     traces, rejects = ResumableJsonl(out / "traces.jsonl"), ResumableJsonl(out / "rejected.jsonl")
     done = traces.done_ids | rejects.done_ids
-    n_input = 0
-    todo: list[Problem] = []
-    for rec in source:
-        n_input += 1
-        if rec.id in done:
-            continue
-        if isinstance(rec, Reject):
-            rejects.write(rec)
-        else:
-            todo.append(rec)
-    if n_input == 0:
-        raise RecordError("no problems to generate for", path=cfg.input or cfg.data.path)
+
+    def sample_ids(pid: str) -> list[str]:
+        return [pid] if t.n == 1 else [f"{pid}#{k}" for k in range(t.n)]
+
+    n_input, todo = pending_problems(cfg, rejects, lambda pid: all(tid in done for tid in sample_ids(pid)))
     engine = make_engine(cfg.engine, model_path=t.model, tokenizer_name=cfg.tokenizer, seed=cfg.seed)
     try:
         step = max(1, cfg.engine.batch_size)
@@ -85,9 +76,10 @@ def _with_engine(cfg: DictConfig, out: Path) -> dict:
             outs = engine.generate(prompts, n=t.n, max_new_tokens=t.max_new_tokens, temperature=t.temperature,
                                    top_p=t.top_p, seed=cfg.seed, keys=[p.id for p in batch])
             for prob, comps in zip(batch, outs, strict=True):
-                for k, comp in enumerate(comps):
-                    tid = prob.id if t.n == 1 else f"{prob.id}#{k}"
+                for tid, comp in zip(sample_ids(prob.id), comps, strict=True):
                     thought, after = split_thought(comp.text)
+                    if tid in done:  # written before a crash that cut this problem's samples short
+                        continue
                     if comp.finish_reason == "length":
                         rejects.write(Reject(tid, "truncated", f"hit max_new_tokens={t.max_new_tokens}"))
                     elif not thought:

@@ -5,14 +5,14 @@ Every source yields `Problem`/`Trace` records or `Reject`s through `dlcot.record
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from dlcot.config import to_dict
-from dlcot.errors import ConfigError
-from dlcot.records import Problem, R, Reject, from_dataset, read_records
+from dlcot.errors import ConfigError, RecordError
+from dlcot.records import Problem, R, Reject, ResumableJsonl, from_dataset, read_records
 
 
 def synthetic_problems(data: DictConfig, seed: int, start: int = 0, count: int | None = None) -> list[Problem]:
@@ -49,3 +49,22 @@ def load_records(data: DictConfig, kind: type[R], path: str | None = None) -> It
         return
     raise ConfigError(f"data={data.name}: no input — pass input=FILE, data.path=FILE, or data.source=hub "
                       "with data.hub_name=NAME")
+
+
+def pending_problems(cfg: DictConfig, rejects: ResumableJsonl, finished: Callable[[str], bool]
+                     ) -> tuple[int, list[Problem]]:
+    """(problems read, those not `finished`) from `input=` or the data group, for a stage that resumes: input
+    rejects not recorded yet go to `rejects`. Raises when the source holds no problem at all."""
+    source = load_records(cfg.data, Problem, cfg.input) if cfg.input or cfg.data.source != "synthetic" else (
+        synthetic_problems(cfg.data, cfg.seed))
+    n_input, todo = 0, []
+    for rec in source:
+        n_input += 1
+        if isinstance(rec, Reject):
+            if rec.id not in rejects.done_ids:
+                rejects.write(rec)
+        elif not finished(rec.id):
+            todo.append(rec)
+    if n_input == 0:
+        raise RecordError("no problems to read", path=cfg.input or cfg.data.path)
+    return n_input, todo

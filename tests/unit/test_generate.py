@@ -44,3 +44,24 @@ def test_engine_teacher_splits_thought_and_rejects_unclosed(tmp_path):
     assert rejects == {"b": "unclosed_thought", "c": "missing_field"}
     stats = json.loads((out / "stats.json").read_text())
     assert stats["n_input"] == 3 and stats["n_kept"] == 1 and stats["n_rejected"] == 2
+
+
+def test_engine_teacher_resumes_n_samples_without_duplicates(tmp_path):
+    """With teacher.n=2 a crash can land between a problem's samples: the rerun writes only the missing ones."""
+    probs = tmp_path / "p.jsonl"
+    probs.write_text("".join(json.dumps({"id": i, "problem": f"{i} plus one?", "answer": "2"}) + "\n"
+                             for i in ("a", "b", "c")))
+    out = tmp_path / "out"
+    out.mkdir()
+    done = [{"id": tid, "problem": "x", "gold_answer": "2", "reasoning": "before the crash", "response": "2"}
+            for tid in ("a#0", "a#1", "b#0")]
+    (out / "traces.jsonl.partial").write_text("".join(json.dumps(r) + "\n" for r in done))
+    run_command("generate", [f"input={probs}", "teacher.name=t", "teacher.model=t", "teacher.n=2",
+                             "engine=scripted", "engine.rules.default='<think>one more</think>It is 2.'",
+                             f"output={out}"])
+    ids = [r["id"] for r in _lines(out / "traces.jsonl")]
+    assert sorted(ids) == ["a#0", "a#1", "b#0", "b#1", "c#0", "c#1"]
+    kept = {r["id"]: r["reasoning"] for r in _lines(out / "traces.jsonl")}
+    assert kept["a#1"] == kept["b#0"] == "before the crash" and kept["b#1"] == "one more"
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["n_input"] == 6 == stats["n_kept"] and stats["n_problems"] == 3
