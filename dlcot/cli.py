@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("dlcot.data.generate:run", "teacher long CoT for problems → traces.jsonl"),
     "segment": ("dlcot.enhance.commands:segment", "DLCoT segmentation of traces → one gold-format line per trace"),
     "enhance": ("dlcot.enhance.commands:enhance", "DLCoT simplification → enhanced.jsonl, stats.json, report, plots"),
+    "mcts": ("dlcot.mcts.commands:run", "Marco-o1 v2 MCTS over typed thought nodes → trees, sft.jsonl, pairs.jsonl"),
     "train": ("dlcot.train:run", "SFT on traces or DPO on pairs (train.stage) with TRL → model + train_stats.json"),
     "run": ("dlcot.chain:run", "run a recipe's stages in order (make demo = dlcot run recipe=quickstart)"),
     "report": ("dlcot.report:run", "one table (markdown + CSV + plot) of every run under runs=DIR"),

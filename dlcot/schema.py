@@ -129,13 +129,24 @@ class EnhanceConfig:
 
 @dataclass
 class MctsConfig:
-    """Marco-o1 v2 tree search over typed thought nodes."""
+    """Marco-o1 v2 tree search over typed thought nodes (dlcot.mcts); `teacher.model` writes the nodes through
+    `engine`, the verifier checks answers against gold. `transfer` and `instructions` are set in
+    conf/mcts/marco_o1_v2.yaml."""
     name: str = "marco_o1_v2"
-    iterations: int = 16
-    max_depth: int = 8
-    exploration: float = 1.41
-    expand_k: int = 2
-    length_balance: str = "relative"
+    iterations: int = 16  # select → expand → probe → backup rounds per problem
+    max_depth: int = 8  # thought nodes on a path
+    exploration: float = 1.41  # UCT's c
+    expand_k: int = 2  # children per expansion
+    backtrack: bool = True  # a wrong answer probe makes the node expand into a reflection first
+    node_max_tokens: int = 512
+    temperature: float = 0.7
+    top_p: float = 0.95
+    batch_problems: int = 16  # trees searched in lockstep: each round is one engine batch for all of them
+    prompt_template: str = "{problem}"
+    transfer: dict[str, list[str]] = field(default_factory=dict)  # node kind (or root) → kinds that may follow
+    instructions: dict[str, str] = field(default_factory=dict)  # node kind → what the model is asked to write
+    length_quantile: float = 0.0  # Thoughts Length Balance: 0 shortest correct path .. 1 longest, as SFT data
+    max_pairs: int = 4  # preference pairs per problem
 
 
 @dataclass
