@@ -65,6 +65,8 @@ class Searcher:
                     new.append((tree, tree.add(leaf, kind, text, tokens)))
                 else:
                     self.stats.empty += 1
+            for tree, leaf, _, _ in plans:  # a leaf the model wrote nothing under is not selected again
+                leaf.barren = all(tree.nodes[c].kind == ANSWER for c in leaf.children)
             self.probe(new)
         return trees
 

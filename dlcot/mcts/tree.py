@@ -51,6 +51,7 @@ class Node:
     reward: float | None = None  # answer nodes: the verifier's 1.0 / 0.0
     tokens: int = 0
     wrong_answer: str | None = None  # a wrong answer probed below: the next expansion starts with a reflection
+    barren: bool = False  # expanded, but the model wrote nothing for any child: not selected again
 
 
 @dataclass
@@ -85,7 +86,7 @@ class Tree:
 
     def open(self, node: Node, max_depth: int) -> bool:
         """Can search still go below `node`: not an answer, and (unexpanded and shallow enough, or an open child)."""
-        if node.kind == ANSWER:
+        if node.kind == ANSWER or node.barren:
             return False
         kids = [self.nodes[c] for c in node.children if self.nodes[c].kind != ANSWER]
         if not kids:

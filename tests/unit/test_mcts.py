@@ -164,3 +164,14 @@ def test_bad_mcts_settings_stop_before_any_search(tmp_path):
         run(_cfg(tmp_path, "engine=hf"))
     assert not (tmp_path / "mcts").exists()
 
+
+
+def test_a_node_the_model_writes_nothing_under_is_not_expanded_again(tmp_path):
+    cfg = _cfg(tmp_path, "mcts.iterations=5")
+    problems = synthetic_problems(cfg.data, cfg.seed)[:1]
+    oracle = Oracle(problems)
+    oracle.respond = lambda prompt, sample: ""  # a model that stops at once
+    oracle.engine.respond = oracle.respond
+    (tree,), _, searcher = _search(cfg, problems, oracle)
+    assert len(tree.nodes) == 1 and tree.root.barren
+    assert oracle.calls == 1 and searcher.stats.empty == cfg.mcts.expand_k  # one round, then nothing is open
