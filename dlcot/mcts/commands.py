@@ -119,4 +119,5 @@ def extract(out: Path, m: DictConfig, n_input: int, search: SearchStats, tokeniz
             "pair_shared_nodes_mean": mean(p["shared_nodes"] for p in pairs) if pairs else None,
             "engine_calls": search.engine_calls, "generated": search.generated,
             "generated_tokens": search.generated_tokens, "empty_generations": search.empty,
+            "truncated_generations": search.truncated,
             "tokenizer": tokenizer}

@@ -34,6 +34,7 @@ class SearchStats:
     generated: int = 0
     generated_tokens: int = 0
     empty: int = 0  # thought generations with no text (not added to the tree)
+    truncated: int = 0  # thought generations cut at node_max_tokens (not added: a half-written step)
 
 
 class Searcher:
@@ -60,12 +61,14 @@ class Searcher:
             texts = self._generate([self.prompt(tree, leaf, kind) for tree, leaf, kind, _ in plans],
                                    [key for *_, key in plans])
             new = []
-            for (tree, leaf, kind, _), (text, tokens) in zip(plans, texts, strict=True):
-                if text.strip():
-                    new.append((tree, tree.add(leaf, kind, text, tokens)))
-                else:
+            for (tree, leaf, kind, _), (text, tokens, finish) in zip(plans, texts, strict=True):
+                if finish == "length":
+                    self.stats.truncated += 1
+                elif not text:
                     self.stats.empty += 1
-            for tree, leaf, _, _ in plans:  # a leaf the model wrote nothing under is not selected again
+                else:
+                    new.append((tree, tree.add(leaf, kind, text, tokens)))
+            for tree, leaf, _, _ in plans:  # a leaf with no usable child is not selected again
                 leaf.barren = all(tree.nodes[c].kind == ANSWER for c in leaf.children)
             self.probe(new)
         return trees
@@ -88,8 +91,8 @@ class Searcher:
             return
         texts = self._generate([self.prompt(tree, node, ANSWER) for tree, node in new],
                                [f"{tree.problem_id}/{node.id}/answer" for tree, node in new])
-        answers = [tree.add(node, ANSWER, text, tokens) for (tree, node), (text, tokens) in zip(new, texts,
-                                                                                                  strict=True)]
+        answers = [tree.add(node, ANSWER, text, tokens) for (tree, node), (text, tokens, _) in zip(new, texts,
+                                                                                                     strict=True)]
         verdicts = self.checker.check_many([(tree.gold_answer, a.text) for (tree, _), a in zip(new, answers,
                                                                                              strict=True)])
         for (tree, node), answer, verdict in zip(new, answers, verdicts, strict=True):
@@ -107,7 +110,8 @@ class Searcher:
         return (f"{self.cfg.prompt_template.format(problem=tree.problem)}\n\nSteps so far:\n\n{so_far}\n\n"
                 f"Next ({kind.replace('_', ' ')}): {instruction} Write only this step.")
 
-    def _generate(self, prompts: list[str], keys: list[str]) -> list[tuple[str, int]]:
+    def _generate(self, prompts: list[str], keys: list[str]) -> list[tuple[str, int, str]]:
+        """(text, tokens, finish reason) of one completion per prompt."""
         m = self.cfg
         outs = self.engine.generate(self.engine.chat(prompts, self.system_prompt), n=1,
                                     max_new_tokens=m.node_max_tokens, temperature=m.temperature, top_p=m.top_p,
@@ -115,4 +119,4 @@ class Searcher:
         self.stats.engine_calls += 1
         self.stats.generated += len(prompts)
         self.stats.generated_tokens += sum(c[0].n_tokens for c in outs)
-        return [(c[0].text.strip(), c[0].n_tokens) for c in outs]
+        return [(c[0].text.strip(), c[0].n_tokens, c[0].finish_reason) for c in outs]

@@ -175,3 +175,11 @@ def test_a_node_the_model_writes_nothing_under_is_not_expanded_again(tmp_path):
     (tree,), _, searcher = _search(cfg, problems, oracle)
     assert len(tree.nodes) == 1 and tree.root.barren
     assert oracle.calls == 1 and searcher.stats.empty == cfg.mcts.expand_k  # one round, then nothing is open
+
+
+def test_thoughts_cut_at_the_token_limit_are_not_added(tmp_path):
+    cfg = _cfg(tmp_path, "mcts.iterations=2", "mcts.node_max_tokens=4")
+    problems = synthetic_problems(cfg.data, cfg.seed)[:2]
+    trees, _, searcher = _search(cfg, problems)
+    assert all(len(t.nodes) == 1 for t in trees)  # every "kind: step n of the work ..." is longer than 4 tokens
+    assert searcher.stats.truncated == 2 * cfg.mcts.expand_k and searcher.stats.empty == 0
