@@ -36,6 +36,11 @@ def _data_label(train: dict[str, Any]) -> str:
         return Path(data).name
     cfg = OmegaConf.to_container(OmegaConf.load(cfg_path))
     assert isinstance(cfg, dict)
+    if cfg.get("command") == "generate":
+        cot = cfg.get("cot") or {}
+        level = cot.get("granularity")
+        return (f"raw ({(cfg.get('teacher') or {}).get('name', '?')}, {cot.get('format', 'cot')}"
+                + (f", granularity {level})" if level is not None else ")"))
     if cfg.get("command") != "enhance":
         return f"raw ({cfg.get('command', '?')})"
     policy = (cfg.get("enhance") or {}).get("name", "?")

@@ -49,6 +49,19 @@ class TeacherConfig:
 
 
 @dataclass
+class CotConfig:
+    """How the teacher is asked to write its CoT (key factors of CoT distillation, arXiv 2502.18001): the
+    granularity level (1 coarsest .. 6 finest; None: the teacher's own) and the format (`cot`: plain
+    step-by-step). The instruction texts are in conf/cot/key_factors.yaml; `dlcot generate` appends them to
+    `teacher.prompt_template`, so each (granularity, format, teacher) point of a sweep is a config of its own."""
+    name: str = "key_factors"
+    granularity: int | None = None
+    format: str = "cot"
+    granularity_instructions: dict[int, str] = field(default_factory=dict)
+    format_instructions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class StudentConfig:
     """A student family: what differs between Qwen, Llama, Gemma, SmolLM2, tiny test models (dlcot.train.models)."""
     name: str = "tiny_qwen2"
@@ -266,6 +279,7 @@ class StageConfig:
     command: str = MISSING
     overrides: list[str] = field(default_factory=list)
     launch: str | None = None
+    share: bool = False  # generate / mcts: one output for every run and sweep job that agree on what it reads
 
 
 @dataclass
@@ -283,6 +297,7 @@ class RootConfig:
     stages: list[StageConfig] = field(default_factory=list)
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    cot: CotConfig = field(default_factory=CotConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     enhance: EnhanceConfig = field(default_factory=EnhanceConfig)
@@ -292,6 +307,6 @@ class RootConfig:
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
-GROUPS = ("data", "teacher", "student", "engine", "enhance", "mcts", "train", "eval")
+GROUPS = ("data", "teacher", "cot", "student", "engine", "enhance", "mcts", "train", "eval")
 
 ConfigStore.instance().store(name="dlcot_schema", node=RootConfig)

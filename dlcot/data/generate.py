@@ -5,6 +5,9 @@ true segmentation in `segments.jsonl`, and held-out problems in `heldout.jsonl` 
 teacher generates through an engine (`engine=vllm|hf|openai`, `teacher.model=...`). Engine output is split at
 the thought's closing tag into `reasoning` and `response`; outputs that were cut at max tokens or never close
 the thought are rejected with that reason, so the trace file holds only complete teacher CoT.
+
+Engine teachers are asked for CoT of a chosen granularity and format (`cot` group: the key factors of CoT
+distillation, arXiv 2502.18001); each trace records both, and `dlcot report` labels the students with them.
 """
 from __future__ import annotations
 
@@ -25,9 +28,26 @@ from dlcot.records import Reject, ResumableJsonl, atomic_write_json, to_json_dic
 log = logging.getLogger(__name__)
 
 
+def cot_instruction(cot: DictConfig) -> str:
+    """The format and granularity instructions `cot` selects (empty for the teacher's own CoT)."""
+    if cot.format not in cot.format_instructions:
+        raise ConfigError(f"cot.format={cot.format!r}: use one of {', '.join(cot.format_instructions)}")
+    parts = [cot.format_instructions[cot.format]]
+    if cot.granularity is not None:
+        if cot.granularity not in cot.granularity_instructions:
+            raise ConfigError(f"cot.granularity={cot.granularity}: use null (the teacher's own) or one of "
+                              f"{', '.join(str(k) for k in cot.granularity_instructions)} (1 coarsest)")
+        parts.append(cot.granularity_instructions[cot.granularity])
+    return " ".join(p for p in parts if p)
+
+
 def run(cfg: DictConfig) -> Path:
+    instruction = cot_instruction(cfg.cot)
+    if instruction and cfg.teacher.name == "synthetic":
+        raise ConfigError("teacher=synthetic writes its own CoT and follows no cot.granularity / cot.format; "
+                          "use an engine teacher (teacher.model=..., engine=vllm|hf|openai) for key-factor sweeps")
     out = prepare_run_dir(cfg)
-    stats = _synthetic(cfg, out) if cfg.teacher.name == "synthetic" else _with_engine(cfg, out)
+    stats = _synthetic(cfg, out) if cfg.teacher.name == "synthetic" else _with_engine(cfg, out, instruction)
     atomic_write_json(out / "stats.json", stats)
     log.info("generate: %d traces kept, %d rejected → %s", stats["n_kept"], stats["n_rejected"], out)
     return out
@@ -54,7 +74,12 @@ def _synthetic(cfg: DictConfig, out: Path) -> dict:
             "n_heldout": len(heldout), "n_correct": sum(t.is_correct for t in traces), "reject_reasons": {}}
 
 
-def _with_engine(cfg: DictConfig, out: Path) -> dict:
+def _prompt(teacher: DictConfig, problem, instruction: str) -> str:
+    text = teacher.prompt_template.format(problem=problem.problem)
+    return f"{text}\n\n{instruction}" if instruction else text
+
+
+def _with_engine(cfg: DictConfig, out: Path, instruction: str) -> dict:
     from dlcot.engines import make_engine
 
     t = cfg.teacher
@@ -72,21 +97,22 @@ def _with_engine(cfg: DictConfig, out: Path) -> dict:
         step = max(1, cfg.engine.batch_size)
         for i in tqdm(range(0, len(todo), step), desc=f"teacher {t.name}", disable=None):
             batch = todo[i:i + step]
-            prompts = engine.chat([t.prompt_template.format(problem=p.problem) for p in batch], t.system_prompt)
+            prompts = engine.chat([_prompt(t, p, instruction) for p in batch], t.system_prompt)
             outs = engine.generate(prompts, n=t.n, max_new_tokens=t.max_new_tokens, temperature=t.temperature,
                                    top_p=t.top_p, seed=cfg.seed, keys=[p.id for p in batch])
             for prob, comps in zip(batch, outs, strict=True):
                 for tid, comp in zip(sample_ids(prob.id), comps, strict=True):
-                    thought, after = split_thought(comp.text)
                     if tid in done:  # written before a crash that cut this problem's samples short
                         continue
+                    thought, after = split_thought(comp.text)
                     if comp.finish_reason == "length":
                         rejects.write(Reject(tid, "truncated", f"hit max_new_tokens={t.max_new_tokens}"))
                     elif not thought:
                         rejects.write(Reject(tid, "unclosed_thought", "no </think> in the teacher's output"))
                     else:
                         rec = {**to_json_dict(prob), "id": tid, "reasoning": thought.replace("<think>", "", 1).strip(),
-                               "response": after.strip(), "teacher": t.name, "teacher_tokens": comp.n_tokens}
+                               "response": after.strip(), "teacher": t.name, "teacher_tokens": comp.n_tokens,
+                               "cot_granularity": cfg.cot.granularity, "cot_format": cfg.cot.format}
                         traces.write(rec)
     finally:
         engine.close()
@@ -96,5 +122,6 @@ def _with_engine(cfg: DictConfig, out: Path) -> dict:
     rejects.commit()
     reasons = Counter(json.loads(line)["reason"] for line in (out / "rejected.jsonl").read_text().splitlines())
     n_kept = traces.n_written
-    return {"teacher": t.name, "n_input": n_kept + sum(reasons.values()), "n_problems": n_input, "n_kept": n_kept,
+    return {"teacher": t.name, "cot_granularity": cfg.cot.granularity, "cot_format": cfg.cot.format,
+            "n_input": n_kept + sum(reasons.values()), "n_problems": n_input, "n_kept": n_kept,
             "n_rejected": sum(reasons.values()), "reject_reasons": dict(reasons), "tokenizer": engine.tokenizer_name}

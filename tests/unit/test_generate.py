@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from dlcot.cli import run_command
 from dlcot.records import Segmentation, Trace, read_records
 
@@ -65,3 +67,40 @@ def test_engine_teacher_resumes_n_samples_without_duplicates(tmp_path):
     assert kept["a#1"] == kept["b#0"] == "before the crash" and kept["b#1"] == "one more"
     stats = json.loads((out / "stats.json").read_text())
     assert stats["n_input"] == 6 == stats["n_kept"] and stats["n_problems"] == 3
+
+
+def test_engine_teacher_is_asked_for_the_cot_granularity_and_format(tmp_path):
+    """Key factors of CoT distillation: the cot group's instructions reach the teacher's prompt, and the traces,
+    stats and report label say which granularity and format made them."""
+    from dlcot.errors import ConfigError
+    from dlcot.report import _data_label
+
+    probs = tmp_path / "p.jsonl"
+    probs.write_text(json.dumps({"id": "a", "problem": "one plus one?", "answer": "2"}) + "\n")
+    rule = "engine.rules.default='<think>plain</think>It is 2.'"
+    fine = "+engine.rules.sub-questions='<think>ladder of sub-questions</think>It is 2.'"
+    args = [f"input={probs}", "teacher.name=t", "teacher.model=t", "engine=scripted", rule, fine]
+    out = run_command("generate", [*args, "cot.format=least_to_most", "cot.granularity=6", f"output={tmp_path / 'g6'}"])
+    (trace,) = _lines(out / "traces.jsonl")
+    assert trace["reasoning"] == "ladder of sub-questions"  # the least-to-most instruction reached the teacher
+    assert (trace["cot_granularity"], trace["cot_format"]) == (6, "least_to_most")
+    stats = json.loads((out / "stats.json").read_text())
+    assert (stats["cot_granularity"], stats["cot_format"]) == (6, "least_to_most")
+    assert _data_label({"data": str(out / "traces.jsonl")}) == "raw (t, least_to_most, granularity 6)"
+
+    from dlcot.config import compose
+    from dlcot.data.generate import cot_instruction
+
+    cot = compose("generate", ["cot.format=least_to_most", "cot.granularity=6"]).cot
+    assert cot_instruction(cot) == f"{cot.format_instructions.least_to_most} {cot.granularity_instructions[6]}"
+    plain = run_command("generate", [*args, f"output={tmp_path / 'plain'}"])
+    assert _lines(plain / "traces.jsonl")[0]["reasoning"] == "plain"
+    assert _data_label({"data": str(plain / "traces.jsonl")}) == "raw (t, cot)"
+
+    for bad, message in [("cot.granularity=7", "use null .* or one of 1, 2, 3, 4, 5, 6"),
+                         ("cot.format=poem", "use one of cot, least_to_most")]:
+        with pytest.raises(ConfigError, match=message):
+            run_command("generate", [*args, bad, f"output={tmp_path / 'bad'}"])
+    with pytest.raises(ConfigError, match="teacher=synthetic writes its own CoT"):
+        run_command("generate", ["cot.granularity=2", f"output={tmp_path / 'bad'}"])
+    assert not (tmp_path / "bad").exists()
