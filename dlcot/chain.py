@@ -8,18 +8,26 @@ config, as its own `accelerate launch` process (how training runs on GPU cluster
 
 A stage that finished writes `.done.json` with the hash of its resolved config: a rerun of a finished chain
 skips it, a changed stage reruns, and a crashed stage resumes through the stage's own resume logic.
+
+A `share: true` stage (generate, mcts) is run once for every chain that agrees on the config parts it reads
+(`SHARED_READS`): its output is `<runs_dir>/shared/<command>-<hash of those parts>`, so a sweep over students
+does not regenerate a large teacher's traces per student. A file lock keeps two sweep jobs (SLURM array tasks
+on a shared filesystem) from running it at once: the second waits, then finds it done.
 """
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import logging
 import re
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from dlcot.config import compose, config_hash, is_rank0, prepare_run_dir
 from dlcot.errors import ConfigError
@@ -27,6 +35,11 @@ from dlcot.records import atomic_write_json
 
 log = logging.getLogger(__name__)
 DONE = ".done.json"
+# What a shareable command's output depends on (top-level keys and whole groups of its composed config).
+SHARED_READS = {
+    "generate": ("input", "seed", "tokenizer", "data", "teacher", "cot", "engine"),
+    "mcts": ("input", "seed", "tokenizer", "data", "teacher", "engine", "mcts"),
+}
 
 
 def _substitute(overrides: list[str], dirs: dict[str, Path], stage: str, names: set[str]) -> list[str]:
@@ -50,6 +63,38 @@ def stage_overrides(cfg: DictConfig, stage: DictConfig, out: Path, dirs: dict[st
     return [*base, *user, *_substitute(list(stage.overrides), dirs, stage.name, names), f"output={out}"]
 
 
+def stage_dir(cfg: DictConfig, stage: DictConfig, root: Path, dirs: dict[str, Path]) -> tuple[Path, list[str], str]:
+    """(output dir, overrides, config hash marking it done) of a stage: in the chain's directory, or for a
+    `share: true` stage in `<runs_dir>/shared/`, named by the hash of what the command reads."""
+    if not stage.share:
+        out = root / stage.name
+        overrides = stage_overrides(cfg, stage, out, dirs)
+        return out, overrides, config_hash(compose(stage.command, overrides))
+    if stage.command not in SHARED_READS or stage.launch:
+        raise ConfigError(f"stage {stage.name!r}: share is for in-process {', '.join(SHARED_READS)} stages")
+    probe = compose(stage.command, stage_overrides(cfg, stage, root / stage.name, dirs))
+    reads = {k: OmegaConf.to_container(probe[k], resolve=True) if OmegaConf.is_config(probe[k]) else probe[k]
+             for k in SHARED_READS[stage.command]}
+    digest = hashlib.sha256(json.dumps(reads, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    out = Path(cfg.runs_dir) / "shared" / f"{stage.command}-{digest}"
+    return out, stage_overrides(cfg, stage, out, dirs), digest
+
+
+@contextmanager
+def _locked(stage: DictConfig, out: Path):
+    """Hold an exclusive lock on a shared stage's directory (no-op for a chain's own stages)."""
+    if not stage.share:
+        yield
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_name(out.name + ".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _launch(stage: DictConfig, overrides: list[str]) -> None:
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", stage.launch,
            "-m", "dlcot.cli", stage.command, *overrides]
@@ -57,11 +102,29 @@ def _launch(stage: DictConfig, overrides: list[str]) -> None:
     subprocess.run(cmd, check=True)
 
 
+def _run_stage(stage: DictConfig, out: Path, overrides: list[str], digest: str) -> float:
+    """Run one stage unless its `.done.json` holds `digest`; returns its seconds (0 when skipped)."""
+    from dlcot.cli import run_command
+
+    done = out / DONE
+    if done.exists() and json.loads(done.read_text()).get("config_hash") == digest:
+        log.info("stage %s: done already (%s), skipping", stage.name, out)
+        return 0.0
+    log.info("stage %s: dlcot %s %s", stage.name, stage.command, " ".join(overrides))
+    t0 = time.perf_counter()
+    if stage.launch:
+        _launch(stage, overrides)
+    else:
+        run_command(stage.command, overrides)
+    seconds = round(time.perf_counter() - t0, 2)
+    if is_rank0():
+        atomic_write_json(done, {"config_hash": digest, "seconds": seconds, "overrides": overrides})
+    return seconds
+
+
 def run(cfg: DictConfig) -> Path:
     """Run every stage of the recipe; returns the final report.md when the chain ends in `report`, else its
     run directory."""
-    from dlcot.cli import run_command
-
     if not cfg.stages:
         raise ConfigError(f"recipe {cfg.recipe!r} lists no `stages`: nothing to run (see recipes/quickstart.yaml)")
     root = prepare_run_dir(cfg)
@@ -70,24 +133,10 @@ def run(cfg: DictConfig) -> Path:
     for stage in cfg.stages:
         if stage.name in dirs:
             raise ConfigError(f"stage name {stage.name!r} is used twice in recipe {cfg.recipe!r}")
-        out = root / stage.name
-        overrides = stage_overrides(cfg, stage, out, dirs)
-        digest = config_hash(compose(stage.command, overrides))
-        done = out / DONE
+        out, overrides, digest = stage_dir(cfg, stage, root, dirs)
         dirs[stage.name] = out
-        if done.exists() and json.loads(done.read_text()).get("config_hash") == digest:
-            log.info("stage %s: done already (%s), skipping", stage.name, out)
-            timings[stage.name] = 0.0
-            continue
-        log.info("stage %s: dlcot %s %s", stage.name, stage.command, " ".join(overrides))
-        t0 = time.perf_counter()
-        if stage.launch:
-            _launch(stage, overrides)
-        else:
-            run_command(stage.command, overrides)
-        timings[stage.name] = round(time.perf_counter() - t0, 2)
-        if is_rank0():
-            atomic_write_json(done, {"config_hash": digest, "seconds": timings[stage.name], "overrides": overrides})
+        with _locked(stage, out):
+            timings[stage.name] = _run_stage(stage, out, overrides, digest)
     if is_rank0():
         atomic_write_json(root / "chain.json", {"stages": {k: str(v) for k, v in dirs.items()}, "seconds": timings})
     last = cfg.stages[-1]

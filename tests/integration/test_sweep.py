@@ -1,7 +1,8 @@
 """`dlcot sweep` end to end at CI size: a 2-student grid plus one bad job through the real CLI.
 
 Each job is `dlcot run recipe=sweeps/distill_one` in its own process; a bad job fails alone and is recorded, the
-good ones are reported in one table, and a rerun of the sweep redoes no finished stage.
+good ones share one generated trace set and are reported in one table, and a rerun of the sweep redoes no
+finished stage.
 """
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ def test_sweep_runs_each_job_alone_reports_them_together_and_resumes(tmp_path):
     for j in jobs[:2]:  # each job is a run of its own: its own resolved config and stages
         assert (out / j["name"] / "eval" / "metrics.json").is_file()
         assert f"  name: {j['overrides'][0].split('=')[1]}\n" in (out / j["name"] / "sft" / "config.yaml").read_text()
+    # the traces stage is `share: true` and reads no student: generated once, in runs/shared, for both jobs
+    traces = {json.loads((out / j["name"] / "chain.json").read_text())["stages"]["traces"] for j in jobs[:2]}
+    assert len(traces) == 1 and f"{tmp_path / 'runs' / 'shared'}/generate-" in traces.pop()
     with open(out / "report.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert sorted((r["student"], r["homologous"]) for r in rows) == [("tiny_llama", "False"), ("tiny_qwen2", "True")]

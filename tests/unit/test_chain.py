@@ -49,3 +49,23 @@ def test_rerun_skips_done_stages_and_failed_chain_resumes(tmp_path):
 def test_recipe_without_stages_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="lists no `stages`"):
         run_command("run", [f"output={tmp_path}"])
+
+
+def test_a_shared_stage_runs_once_for_every_chain_that_agrees_on_what_it_reads(tmp_path):
+    stages = "stages=[{name:a,command:generate,share:true,overrides:['data.n_problems=3']}]"
+    runs = f"runs_dir={tmp_path / 'runs'}"
+    first = json.loads((run_command("run", [stages, runs, f"output={tmp_path / 'c1'}"]) / "chain.json").read_text())
+    shared = first["stages"]["a"]
+    assert shared.startswith(str(tmp_path / "runs" / "shared" / "generate-"))
+    mtime = (tmp_path / shared / "traces.jsonl").stat().st_mtime_ns
+    # another chain (another sweep job) with a different student: generate reads no student, so it is reused
+    second = json.loads((run_command("run", [stages, runs, "student=tiny_llama", f"output={tmp_path / 'c2'}"])
+                         / "chain.json").read_text())
+    assert second["stages"]["a"] == shared and second["seconds"]["a"] == 0.0
+    assert (tmp_path / shared / "traces.jsonl").stat().st_mtime_ns == mtime
+    # a change to what it reads (the seed, the teacher's problems) makes a new shared output
+    third = json.loads((run_command("run", [stages, runs, "seed=1", f"output={tmp_path / 'c3'}"])
+                        / "chain.json").read_text())
+    assert third["stages"]["a"] != shared and third["seconds"]["a"] > 0
+    with pytest.raises(ConfigError, match="share is for in-process generate, mcts stages"):
+        run_command("run", ["stages=[{name:t,command:train,share:true}]", runs, f"output={tmp_path / 'c4'}"])
