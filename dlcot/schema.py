@@ -155,6 +155,7 @@ class MctsConfig:
     temperature: float = 0.7
     top_p: float = 0.95
     batch_problems: int = 16  # trees searched in lockstep: each round is one engine batch for all of them
+    writers: list[str] = field(default_factory=list)  # more node writers after teacher.model (multi-model)
     prompt_template: str = "{problem}"
     transfer: dict[str, list[str]] = field(default_factory=dict)  # node kind (or root) → kinds that may follow
     instructions: dict[str, str] = field(default_factory=dict)  # node kind → what the model is asked to write

@@ -1,7 +1,9 @@
 """`dlcot mcts input=F output=DIR`: problems → searched trees → `trees.jsonl`, `sft.jsonl`, `pairs.jsonl`,
 `rejected.jsonl`, `stats.json` (DESIGN.md §3).
 
-The nodes are written by `teacher.model` through `engine` (vllm / hf / openai; the scripted engine in tests);
+The nodes are written by `teacher.model` and any `mcts.writers` through `engine` (vllm / hf / openai; the
+scripted engine in tests). With several vLLM writers in one process, lower `engine.gpu_memory_utilization` so
+they fit together, or serve them behind one OpenAI-compatible endpoint (`engine=openai`);
 the verifier is `dlcot.answers` against each problem's gold answer. Trees are written one per problem as each
 batch finishes, so a crashed run resumes with the problems not yet searched; `sft.jsonl` and `pairs.jsonl` are
 then made from every tree in `trees.jsonl`. A problem with no correct answer anywhere in its tree is rejected
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from statistics import mean
 
@@ -47,37 +50,39 @@ def check_settings(m: DictConfig) -> None:
         raise ConfigError("mcts.expand_k, mcts.iterations and mcts.max_depth must be >= 1")
 
 
-def run(cfg: DictConfig, engine: Engine | None = None) -> Path:
-    """Search every problem of `input=` (or the data group); `engine` overrides the configured one (tests)."""
+def run(cfg: DictConfig, engines: Sequence[Engine] | None = None) -> Path:
+    """Search every problem of `input=` (or the data group); `engines` (one per node writer) replace the
+    configured ones (tests)."""
     m = cfg.mcts
     check_settings(m)
-    if engine is None and cfg.engine.name in NEEDS_MODEL and not cfg.teacher.model:
+    if engines is None and cfg.engine.name in NEEDS_MODEL and not cfg.teacher.model:
         raise ConfigError(f"dlcot mcts with engine={cfg.engine.name}: set teacher.model=<Hub name or path>, the "
                           "model that writes the thought nodes")
     out = prepare_run_dir(cfg)
     trees, rejects = ResumableJsonl(out / "trees.jsonl"), ResumableJsonl(out / "rejected.jsonl")
     done = trees.done_ids | rejects.done_ids
     n_input, todo = pending_problems(cfg, rejects, done.__contains__)
-    own = engine is None
+    own = engines is None
     if own:
-        engine = make_engine(cfg.engine, model_path=cfg.teacher.model, tokenizer_name=cfg.tokenizer, seed=cfg.seed)
+        engines = [make_engine(cfg.engine, model_path=model, tokenizer_name=cfg.tokenizer, seed=cfg.seed)
+                   for model in (cfg.teacher.model, *m.writers)]
     log.info("mcts: %d problems to search (%d done before), %d iterations x %d children", len(todo),
              len(done), m.iterations, m.expand_k)
     try:
         with AnswerChecker() as checker:
-            searcher = Searcher(engine, checker, m, seed=cfg.seed, system_prompt=cfg.teacher.system_prompt)
+            searcher = Searcher(engines, checker, m, seed=cfg.seed, system_prompt=cfg.teacher.system_prompt)
             step = max(1, m.batch_problems)
             for i in tqdm(range(0, len(todo), step), desc="mcts", unit="batch", disable=None):
                 for tree in searcher.search(todo[i:i + step]):
                     trees.write(tree.to_dict())
     finally:
-        if own:
+        for engine in engines if own else ():
             engine.close()
         trees.close()
         rejects.close()
     trees.commit()
     rejects.commit()
-    stats = extract(out, m, n_input, searcher.stats, engine.tokenizer_name)
+    stats = extract(out, m, n_input, searcher.stats, engines[0].tokenizer_name)
     atomic_write_json(out / "stats.json", stats)
     log.info("mcts: %d of %d problems solved, %d SFT traces, %d pairs → %s", stats["n_kept"], stats["n_trees"],
              stats["n_sft"], stats["n_pairs"], out)
@@ -119,5 +124,5 @@ def extract(out: Path, m: DictConfig, n_input: int, search: SearchStats, tokeniz
             "pair_shared_nodes_mean": mean(p["shared_nodes"] for p in pairs) if pairs else None,
             "engine_calls": search.engine_calls, "generated": search.generated,
             "generated_tokens": search.generated_tokens, "empty_generations": search.empty,
-            "truncated_generations": search.truncated,
+            "truncated_generations": search.truncated, "generated_by_writer": search.by_writer,
             "tokenizer": tokenizer}

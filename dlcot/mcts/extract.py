@@ -75,7 +75,8 @@ def preference_pairs(candidates: list[Path], max_pairs: int) -> list[tuple[Path,
 def trace_row(tree: Tree, path: Path, n_correct: int) -> dict[str, Any]:
     return {"id": tree.problem_id, "problem": tree.problem, "gold_answer": tree.gold_answer,
             "reasoning": path.reasoning, "response": path.answer.text, "teacher": "mcts", "source": "mcts",
-            "kinds": [n.kind for n in path.nodes], "tokens": path.tokens, "n_correct_paths": n_correct}
+            "kinds": [n.kind for n in path.nodes], "writers": [n.writer for n in path.nodes], "tokens": path.tokens,
+            "n_correct_paths": n_correct}
 
 
 def pair_row(tree: Tree, k: int, chosen: Path, rejected: Path) -> dict[str, Any]:

@@ -10,15 +10,19 @@ One round, for every tree of the batch that still has an open node:
    and the verifier (`dlcot.answers`, math-verify against gold) rewards it 1 or 0;
 4. *backup*: the reward goes to every node on the answer's path.
 
-All the round's expansions of all trees go to the engine as one batch, then all the probes as another, which is
-what makes vLLM or a server fast here. Samples are keyed by (problem, parent node, slot), so a tree is the same
+Nodes are written by one model or several (`teacher.model`, then `mcts.writers`: Marco-o1 v2's multi-model
+collaboration): each child's writer is drawn with the problem's RNG, an answer probe is written by its node's
+writer, and a backtracking reflection by another writer than the one whose answer was wrong.
+
+All the round's expansions of all trees go to each writer as one batch, then all the probes, which is what
+makes vLLM or a server fast here. Samples are keyed by (problem, parent node, slot), so a tree is the same
 whatever batch it was searched in, and after a resume.
 """
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from omegaconf import DictConfig
 
@@ -35,14 +39,15 @@ class SearchStats:
     generated_tokens: int = 0
     empty: int = 0  # thought generations with no text (not added to the tree)
     truncated: int = 0  # thought generations cut at node_max_tokens (not added: a half-written step)
+    by_writer: dict[int, int] = field(default_factory=dict)  # generations per node writer
 
 
 class Searcher:
-    """Searches trees with one engine (the model writing the nodes) and one answer checker (the verifier)."""
+    """Searches trees with the node writers (one engine each) and one answer checker (the verifier)."""
 
-    def __init__(self, engine: Engine, checker: AnswerChecker, mcts: DictConfig, *, seed: int,
+    def __init__(self, engines: Sequence[Engine], checker: AnswerChecker, mcts: DictConfig, *, seed: int,
                  system_prompt: str | None = None):
-        self.engine, self.checker, self.cfg = engine, checker, mcts
+        self.engines, self.checker, self.cfg = list(engines), checker, mcts
         self.seed, self.system_prompt = seed, system_prompt
         self.stats = SearchStats()
 
@@ -50,25 +55,27 @@ class Searcher:
         trees = [Tree(p.id, p.problem, p.gold_answer) for p in problems]
         rngs = [random.Random(sample_seed(self.seed, p.id, 0)) for p in problems]
         for _ in range(self.cfg.iterations):
-            plans: list[tuple[Tree, Node, str, str]] = []
+            plans: list[tuple[Tree, Node, str, int, str]] = []  # (tree, leaf, kind, writer, sample key)
             for tree, rng in zip(trees, rngs, strict=True):
                 leaf = tree.select(self.cfg.exploration, self.cfg.max_depth)
                 if leaf is not None:
-                    plans += [(tree, leaf, kind, f"{tree.problem_id}/{leaf.id}/{slot}")
-                              for slot, kind in enumerate(self.child_kinds(leaf, rng))]
+                    kinds = self.child_kinds(leaf, rng)
+                    writers = self.child_writers(leaf, len(kinds), rng)
+                    plans += [(tree, leaf, k, w, f"{tree.problem_id}/{leaf.id}/{slot}")
+                              for slot, (k, w) in enumerate(zip(kinds, writers, strict=True))]
             if not plans:
                 break
-            texts = self._generate([self.prompt(tree, leaf, kind) for tree, leaf, kind, _ in plans],
-                                   [key for *_, key in plans])
+            texts = self._generate([self.prompt(tree, leaf, kind) for tree, leaf, kind, _, _ in plans],
+                                   [key for *_, key in plans], [w for *_, w, _ in plans])
             new = []
-            for (tree, leaf, kind, _), (text, tokens, finish) in zip(plans, texts, strict=True):
+            for (tree, leaf, kind, writer, _), (text, tokens, finish) in zip(plans, texts, strict=True):
                 if finish == "length":
                     self.stats.truncated += 1
                 elif not text:
                     self.stats.empty += 1
                 else:
-                    new.append((tree, tree.add(leaf, kind, text, tokens)))
-            for tree, leaf, _, _ in plans:  # a leaf with no usable child is not selected again
+                    new.append((tree, tree.add(leaf, kind, text, tokens, writer)))
+            for tree, leaf, *_ in plans:  # a leaf with no usable child is not selected again
                 leaf.barren = all(tree.nodes[c].kind == ANSWER for c in leaf.children)
             self.probe(new)
         return trees
@@ -85,14 +92,24 @@ class Searcher:
             kinds.append(pool.pop(rng.randrange(len(pool))))
         return kinds
 
+    def child_writers(self, leaf: Node, k: int, rng: random.Random) -> list[int]:
+        """Which writer writes each of `k` children: drawn at random, except that a backtracking reflection
+        (the first child after a wrong probe) goes to another writer than the one that answered wrong."""
+        n = len(self.engines)
+        if n == 1:
+            return [0] * k
+        first = (leaf.writer + 1) % n if leaf.wrong_answer is not None else rng.randrange(n)
+        return [first, *(rng.randrange(n) for _ in range(k - 1))]
+
     def probe(self, new: list[tuple[Tree, Node]]) -> None:
         """Ask each new thought node for the final answer, verify it, back the reward up the path."""
         if not new:
             return
         texts = self._generate([self.prompt(tree, node, ANSWER) for tree, node in new],
-                               [f"{tree.problem_id}/{node.id}/answer" for tree, node in new])
-        answers = [tree.add(node, ANSWER, text, tokens) for (tree, node), (text, tokens, _) in zip(new, texts,
-                                                                                                     strict=True)]
+                               [f"{tree.problem_id}/{node.id}/answer" for tree, node in new],
+                               [node.writer for _, node in new])
+        answers = [tree.add(node, ANSWER, text, tokens, node.writer)
+                   for (tree, node), (text, tokens, _) in zip(new, texts, strict=True)]
         verdicts = self.checker.check_many([(tree.gold_answer, a.text) for (tree, _), a in zip(new, answers,
                                                                                              strict=True)])
         for (tree, node), answer, verdict in zip(new, answers, verdicts, strict=True):
@@ -110,13 +127,20 @@ class Searcher:
         return (f"{self.cfg.prompt_template.format(problem=tree.problem)}\n\nSteps so far:\n\n{so_far}\n\n"
                 f"Next ({kind.replace('_', ' ')}): {instruction} Write only this step.")
 
-    def _generate(self, prompts: list[str], keys: list[str]) -> list[tuple[str, int, str]]:
-        """(text, tokens, finish reason) of one completion per prompt."""
+    def _generate(self, prompts: list[str], keys: list[str], writers: list[int]) -> list[tuple[str, int, str]]:
+        """(text, tokens, finish reason) of one completion per prompt, one batch per writer."""
         m = self.cfg
-        outs = self.engine.generate(self.engine.chat(prompts, self.system_prompt), n=1,
+        out: list[tuple[str, int, str]] = [("", 0, "stop")] * len(prompts)
+        for w in sorted(set(writers)):
+            idx = [i for i, x in enumerate(writers) if x == w]
+            engine = self.engines[w]
+            comps = engine.generate(engine.chat([prompts[i] for i in idx], self.system_prompt), n=1,
                                     max_new_tokens=m.node_max_tokens, temperature=m.temperature, top_p=m.top_p,
-                                    seed=self.seed, keys=keys)
-        self.stats.engine_calls += 1
+                                    seed=self.seed, keys=[keys[i] for i in idx])
+            self.stats.engine_calls += 1
+            self.stats.by_writer[w] = self.stats.by_writer.get(w, 0) + len(idx)
+            for i, (c,) in zip(idx, comps, strict=True):
+                out[i] = (c.text.strip(), c.n_tokens, c.finish_reason)
         self.stats.generated += len(prompts)
-        self.stats.generated_tokens += sum(c[0].n_tokens for c in outs)
-        return [(c[0].text.strip(), c[0].n_tokens, c[0].finish_reason) for c in outs]
+        self.stats.generated_tokens += sum(tokens for _, tokens, _ in out)
+        return out

@@ -50,6 +50,7 @@ class Node:
     answer: str | None = None  # answer nodes: the extracted answer (None: the node stated none)
     reward: float | None = None  # answer nodes: the verifier's 1.0 / 0.0
     tokens: int = 0
+    writer: int = 0  # which node writer (0: teacher.model, then mcts.writers) wrote it
     wrong_answer: str | None = None  # a wrong answer probed below: the next expansion starts with a reflection
     barren: bool = False  # expanded, but the model wrote nothing for any child: not selected again
 
@@ -70,8 +71,8 @@ class Tree:
     def root(self) -> Node:
         return self.nodes[0]
 
-    def add(self, parent: Node, kind: str, text: str, tokens: int) -> Node:
-        node = Node(len(self.nodes), parent.id, kind, text.strip(), parent.depth + 1, tokens=tokens)
+    def add(self, parent: Node, kind: str, text: str, tokens: int, writer: int = 0) -> Node:
+        node = Node(len(self.nodes), parent.id, kind, text.strip(), parent.depth + 1, tokens=tokens, writer=writer)
         self.nodes.append(node)
         parent.children.append(node.id)
         return node

@@ -69,7 +69,7 @@ def main() -> int:
         engine.generate(engine.chat(["warm up"]), max_new_tokens=4)
 
         def searcher_for():
-            return Searcher(engine, checker, mcts, seed=0)
+            return Searcher([engine], checker, mcts, seed=0)
 
         alone, trees1 = nodes_per_s(searcher_for, problems, per_call=1)
         lockstep, trees8 = nodes_per_s(searcher_for, problems, per_call=N_PROBLEMS)

@@ -17,7 +17,7 @@ def test_trees_feed_sft_then_dpo_from_the_sft_model(tmp_path):
     runs = f"runs_dir={tmp_path / 'runs'}"
     cfg = compose("mcts", ["engine=scripted", "data.n_problems=8", "mcts.iterations=6", "mcts.max_depth=4",
                            f"output={tmp_path / 'trees'}", runs])
-    trees = mcts(cfg, engine=Oracle(synthetic_problems(cfg.data, cfg.seed)))
+    trees = mcts(cfg, engines=[Oracle(synthetic_problems(cfg.data, cfg.seed))])
     mcts_stats = json.loads((trees / "stats.json").read_text())
 
     sft = dlcot.train.run(compose("train", ["train=sft_cpu_tiny", f"train.data={trees / 'sft.jsonl'}", runs,

@@ -29,7 +29,7 @@ def _cfg(tmp_path: Path, *overrides: str):
 def _search(cfg, problems, oracle=None) -> tuple[list[Tree], Oracle, Searcher]:
     oracle = oracle or Oracle(problems)
     with AnswerChecker() as checker:
-        searcher = Searcher(oracle, checker, cfg.mcts, seed=cfg.seed)
+        searcher = Searcher([oracle], checker, cfg.mcts, seed=cfg.seed)
         return searcher.search(problems), oracle, searcher
 
 
@@ -128,7 +128,7 @@ def test_mcts_command_accounts_for_every_problem_and_resumes(tmp_path):
     unsolvable = {problems[4].id}
 
     whole = run(_cfg(tmp_path, f"input={src}", "mcts.batch_problems=2", f"output={tmp_path / 'whole'}"),
-                engine=Oracle(problems, unsolvable))
+                engines=[Oracle(problems, unsolvable)])
     stats = json.loads((whole / "stats.json").read_text())
     assert stats["n_input"] == 7 == stats["n_kept"] + stats["n_rejected"]
     assert stats["reject_reasons"] == {"bad_json": 1, "unsolved": 1} and stats["n_trees"] == 6
@@ -142,11 +142,11 @@ def test_mcts_command_accounts_for_every_problem_and_resumes(tmp_path):
     # outputs are byte-identical to the uninterrupted run's
     cfg = _cfg(tmp_path, f"input={src}", "mcts.batch_problems=2", f"output={tmp_path / 'resumed'}")
     with pytest.raises(RuntimeError, match="engine died"):
-        run(cfg, engine=Oracle(problems, unsolvable, fail_on={problems[2].id}))
+        run(cfg, engines=[Oracle(problems, unsolvable, fail_on={problems[2].id})])
     assert len((tmp_path / "resumed" / "trees.jsonl.partial").read_text().splitlines()) == 2
     again, full = Oracle(problems, unsolvable), Oracle(problems, unsolvable)
-    run(cfg, engine=again)
-    run(_cfg(tmp_path, f"input={src}", "mcts.batch_problems=2", f"output={tmp_path / 'count'}"), engine=full)
+    run(cfg, engines=[again])
+    run(_cfg(tmp_path, f"input={src}", "mcts.batch_problems=2", f"output={tmp_path / 'count'}"), engines=[full])
     assert not any(prompt.startswith(problems[0].problem) for _, prompt in again.seen)
     assert again.prompts < full.prompts
     for name in ("trees.jsonl", "sft.jsonl", "pairs.jsonl", "rejected.jsonl"):
@@ -159,7 +159,7 @@ def test_bad_mcts_settings_stop_before_any_search(tmp_path):
                               ("mcts.instructions.answer='give {gold}'", "only \\{wrong_answer\\}"),
                               ("mcts.length_quantile=2", "0 \\(shortest correct path\\)")]:
         with pytest.raises(ConfigError, match=message):
-            run(_cfg(tmp_path, override), engine=Oracle([]))
+            run(_cfg(tmp_path, override), engines=[Oracle([])])
     with pytest.raises(ConfigError, match="set teacher.model"):
         run(_cfg(tmp_path, "engine=hf"))
     assert not (tmp_path / "mcts").exists()
@@ -183,3 +183,31 @@ def test_thoughts_cut_at_the_token_limit_are_not_added(tmp_path):
     trees, _, searcher = _search(cfg, problems)
     assert all(len(t.nodes) == 1 for t in trees)  # every "kind: step n of the work ..." is longer than 4 tokens
     assert searcher.stats.truncated == 2 * cfg.mcts.expand_k and searcher.stats.empty == 0
+
+
+def test_two_node_writers_share_the_tree_and_another_one_reflects_on_a_wrong_answer(tmp_path):
+    """Marco-o1 v2's multi-model collaboration: children are written by either model, a probe by its node's
+    writer, a backtracking reflection by the other model; each round is one batch per writer."""
+    cfg = _cfg(tmp_path)
+    problems = synthetic_problems(cfg.data, cfg.seed)
+    qwen, llama = Oracle(problems), Oracle(problems)
+    with AnswerChecker() as checker:
+        searcher = Searcher([qwen, llama], checker, cfg.mcts, seed=cfg.seed)
+        trees = searcher.search(problems)
+    assert qwen.calls and llama.calls and qwen.calls + llama.calls <= 2 * 2 * cfg.mcts.iterations
+    assert searcher.stats.by_writer[0] + searcher.stats.by_writer[1] == searcher.stats.generated
+    backtracks = 0
+    for tree in trees:
+        for node in tree.nodes[1:]:
+            parent = tree.nodes[node.parent]
+            if node.kind == ANSWER:
+                assert node.writer == parent.writer
+                continue
+            probe = next(tree.nodes[c] for c in parent.children if tree.nodes[c].kind == ANSWER) \
+                if parent.id else None
+            first = next(tree.nodes[c] for c in parent.children if tree.nodes[c].kind != ANSWER)
+            if probe is not None and probe.reward == 0.0 and node is first:
+                assert node.kind == REFLECTION and node.writer != probe.writer
+                backtracks += 1
+    assert backtracks > 0
+    assert {n.writer for t in trees for n in t.nodes[1:]} == {0, 1}
