@@ -9,7 +9,7 @@ config, as its own `accelerate launch` process (how training runs on GPU cluster
 A stage that finished writes `.done.json` with the hash of its resolved config: a rerun of a finished chain
 skips it, a changed stage reruns, and a crashed stage resumes through the stage's own resume logic.
 
-A `share: true` stage (generate, mcts) is run once for every chain that agrees on the config parts it reads
+A `share: true` stage (generate, mcts, enhance) is run once for every chain that agrees on the config parts it reads
 (`SHARED_READS`): its output is `<runs_dir>/shared/<command>-<hash of those parts>`, so a sweep over students
 does not regenerate a large teacher's traces per student. A file lock keeps two sweep jobs (SLURM array tasks
 on a shared filesystem) from running it at once: the second waits, then finds it done.
@@ -17,7 +17,6 @@ on a shared filesystem) from running it at once: the second waits, then finds it
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import re
@@ -27,19 +26,14 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from dlcot.config import compose, config_hash, is_rank0, prepare_run_dir
+from dlcot.config import SHARED_READS, compose, config_hash, is_rank0, prepare_run_dir, reads_hash
 from dlcot.errors import ConfigError
 from dlcot.records import atomic_write_json
 
 log = logging.getLogger(__name__)
 DONE = ".done.json"
-# What a shareable command's output depends on (top-level keys and whole groups of its composed config).
-SHARED_READS = {
-    "generate": ("input", "seed", "tokenizer", "data", "teacher", "cot", "engine"),
-    "mcts": ("input", "seed", "tokenizer", "data", "teacher", "engine", "mcts"),
-}
 
 
 def _substitute(overrides: list[str], dirs: dict[str, Path], stage: str, names: set[str]) -> list[str]:
@@ -72,10 +66,7 @@ def stage_dir(cfg: DictConfig, stage: DictConfig, root: Path, dirs: dict[str, Pa
         return out, overrides, config_hash(compose(stage.command, overrides))
     if stage.command not in SHARED_READS or stage.launch:
         raise ConfigError(f"stage {stage.name!r}: share is for in-process {', '.join(SHARED_READS)} stages")
-    probe = compose(stage.command, stage_overrides(cfg, stage, root / stage.name, dirs))
-    reads = {k: OmegaConf.to_container(probe[k], resolve=True) if OmegaConf.is_config(probe[k]) else probe[k]
-             for k in SHARED_READS[stage.command]}
-    digest = hashlib.sha256(json.dumps(reads, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    digest = reads_hash(compose(stage.command, stage_overrides(cfg, stage, root / stage.name, dirs)), stage.command)
     out = Path(cfg.runs_dir) / "shared" / f"{stage.command}-{digest}"
     return out, stage_overrides(cfg, stage, out, dirs), digest
 

@@ -117,6 +117,22 @@ def config_hash(cfg: DictConfig, length: int = 8) -> str:
     return hashlib.sha256(blob).hexdigest()[:length]
 
 
+# What a stage's output depends on (top-level keys and whole groups of its composed config), for the commands
+# whose output `dlcot run` can share between chains (`share: true`) and that resume only their own partials.
+SHARED_READS = {
+    "generate": ("input", "seed", "tokenizer", "data", "teacher", "cot", "engine"),
+    "mcts": ("input", "seed", "tokenizer", "data", "teacher", "engine", "mcts"),
+    "enhance": ("input", "tokenizer", "data", "enhance"),
+}
+
+
+def reads_hash(cfg: DictConfig, command: str, length: int = 8) -> str:
+    """Short hash of the config parts `command` reads (SHARED_READS): equal for every chain it can serve."""
+    data = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+            for k in SHARED_READS[command]}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
 def run_dir(cfg: DictConfig) -> Path:
     """`output=` when given, else `runs/<recipe or command>/<hash>`."""
     if cfg.get("output"):

@@ -280,7 +280,7 @@ class StageConfig:
     command: str = MISSING
     overrides: list[str] = field(default_factory=list)
     launch: str | None = None
-    share: bool = False  # generate / mcts: one output for every run and sweep job that agree on what it reads
+    share: bool = False  # generate / mcts / enhance: one output for the runs and sweep jobs that agree on what it reads
 
 
 @dataclass

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from dlcot.config import config_hash, prepare_run_dir, run_dir, to_dict
+from dlcot.config import prepare_run_dir, reads_hash, run_dir, to_dict
 from dlcot.enhance import report, stats
 from dlcot.enhance.label import OfflineBackend
 from dlcot.enhance.pipeline import RunResult, Settings, enhance_one, run_stream, segment_one
@@ -39,11 +39,12 @@ def _check_result(res: RunResult, where: Path, input_path: str) -> None:
 
 
 def _refuse_foreign_partials(cfg: DictConfig) -> None:
-    """A crashed run's partial outputs are resumed only by the same config (same policy, tokenizer, input...)."""
+    """A crashed run's partial outputs are resumed only by a config that agrees on what enhance reads (policy,
+    tokenizer, input, data fields): another chain sharing this output may differ in its student or training."""
     out = run_dir(cfg)
     partials = [p for p in (out / "enhanced.jsonl.partial", out / "rejected.jsonl.partial") if p.exists()]
     saved = out / "config.yaml"
-    if partials and saved.is_file() and config_hash(OmegaConf.load(saved)) != config_hash(cfg):
+    if partials and saved.is_file() and reads_hash(OmegaConf.load(saved), "enhance") != reads_hash(cfg, "enhance"):
         raise ConfigError(f"{out} holds partial outputs of a run with another config ({saved}); rerun with that "
                           "config to resume, or pick a new output=")
 

@@ -35,9 +35,11 @@ def test_sweep_runs_each_job_alone_reports_them_together_and_resumes(tmp_path):
     for j in jobs[:2]:  # each job is a run of its own: its own resolved config and stages
         assert (out / j["name"] / "eval" / "metrics.json").is_file()
         assert f"  name: {j['overrides'][0].split('=')[1]}\n" in (out / j["name"] / "sft" / "config.yaml").read_text()
-    # the traces stage is `share: true` and reads no student: generated once, in runs/shared, for both jobs
-    traces = {json.loads((out / j["name"] / "chain.json").read_text())["stages"]["traces"] for j in jobs[:2]}
-    assert len(traces) == 1 and f"{tmp_path / 'runs' / 'shared'}/generate-" in traces.pop()
+    # traces and enhanced data are `share: true` and read no student: made once, in runs/shared, for both jobs
+    chains = [json.loads((out / j["name"] / "chain.json").read_text())["stages"] for j in jobs[:2]]
+    for stage, command in (("traces", "generate"), ("data", "enhance")):
+        made = {c[stage] for c in chains}
+        assert len(made) == 1 and f"{tmp_path / 'runs' / 'shared'}/{command}-" in made.pop()
     with open(out / "report.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert sorted((r["student"], r["homologous"]) for r in rows) == [("tiny_llama", "False"), ("tiny_qwen2", "True")]

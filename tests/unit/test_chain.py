@@ -67,5 +67,5 @@ def test_a_shared_stage_runs_once_for_every_chain_that_agrees_on_what_it_reads(t
     third = json.loads((run_command("run", [stages, runs, "seed=1", f"output={tmp_path / 'c3'}"])
                         / "chain.json").read_text())
     assert third["stages"]["a"] != shared and third["seconds"]["a"] > 0
-    with pytest.raises(ConfigError, match="share is for in-process generate, mcts stages"):
+    with pytest.raises(ConfigError, match="share is for in-process generate, mcts, enhance stages"):
         run_command("run", ["stages=[{name:t,command:train,share:true}]", runs, f"output={tmp_path / 'c4'}"])
