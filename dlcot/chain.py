@@ -9,8 +9,8 @@ config, as its own `accelerate launch` process (how training runs on GPU cluster
 A stage that finished writes `.done.json` with the hash of its resolved config: a rerun of a finished chain
 skips it, a changed stage reruns, and a crashed stage resumes through the stage's own resume logic.
 
-A `share: true` stage (generate, mcts, enhance) is run once for every chain that agrees on the config parts it reads
-(`SHARED_READS`): its output is `<runs_dir>/shared/<command>-<hash of those parts>`, so a sweep over students
+A `share: true` stage (generate, mcts, enhance) is run once for every chain that agrees on the config parts
+it reads (`SHARED_READS`): its output is `<runs_dir>/shared/<command>-<hash of those parts>`, so a sweep over students
 does not regenerate a large teacher's traces per student. A file lock keeps two sweep jobs (SLURM array tasks
 on a shared filesystem) from running it at once: the second waits, then finds it done.
 """

@@ -107,14 +107,15 @@ def list_options(group: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------- run dirs
+def _digest(data: dict, length: int) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
 def config_hash(cfg: DictConfig, length: int = 8) -> str:
     """Short hash of the resolved config minus VOLATILE_KEYS: same config → same run directory."""
     data = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(data, dict)
-    for key in VOLATILE_KEYS:
-        data.pop(key, None)
-    blob = json.dumps(data, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:length]
+    return _digest({k: v for k, v in data.items() if k not in VOLATILE_KEYS}, length)
 
 
 # What a stage's output depends on (top-level keys and whole groups of its composed config), for the commands
@@ -128,9 +129,9 @@ SHARED_READS = {
 
 def reads_hash(cfg: DictConfig, command: str, length: int = 8) -> str:
     """Short hash of the config parts `command` reads (SHARED_READS): equal for every chain it can serve."""
-    data = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
-            for k in SHARED_READS[command]}
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:length]
+    data = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(data, dict)
+    return _digest({k: data.get(k) for k in SHARED_READS[command]}, length)
 
 
 def run_dir(cfg: DictConfig) -> Path:
