@@ -89,8 +89,8 @@ def test_masking_the_shared_prefix_leaves_the_dpo_logit_unchanged(tmp_path):
 
 
 def test_objective_is_dpo_plus_alpha_times_sft(tmp_path):
-    """At step 1 the policy is the reference, so the sigmoid DPO loss is exactly log 2 (with or without label
-    smoothing); the SFT term adds α times the chosen NLL, linearly in α."""
+    """At step 1 the policy is the reference, so the (c)DPO loss is exactly log 2 for any label smoothing; the
+    SFT term adds α times the chosen NLL, linearly in α (ε itself is checked where h ≠ 0, below)."""
     first = {}
     for alpha in (0, 1, 2):
         stats = _train(tmp_path, f"a{alpha}", f"train.sft_alpha={alpha}", "train.label_smoothing=0.2",
@@ -101,6 +101,42 @@ def test_objective_is_dpo_plus_alpha_times_sft(tmp_path):
     nll = first[1] - math.log(2)
     assert nll > 1.0  # a random tiny model's per-token NLL is around log(vocab)
     assert first[2] - math.log(2) == pytest.approx(2 * nll, rel=1e-3)
+
+
+def test_cdpo_weights_make_the_closed_form_from_trls_sigmoid_and_robust_losses():
+    """The combination dpo.py hands TRL, evaluated with TRL 1.16's two formulas, is cDPO for any h."""
+    import torch.nn.functional as F
+
+    from dlcot.train.dpo import cdpo_weights
+
+    x = torch.linspace(-6, 6, 25, dtype=torch.float64)  # beta * h
+    for eps in (0.0, 0.1, 0.3, 0.45):
+        sigmoid = -F.logsigmoid(x)
+        robust = (-(1 - eps) * F.logsigmoid(x) + eps * F.logsigmoid(-x)) / (1 - 2 * eps)
+        w = cdpo_weights(eps)
+        closed = -(1 - eps) * F.logsigmoid(x) - eps * F.logsigmoid(-x)
+        assert torch.allclose(w[0] * sigmoid + w[1] * robust, closed, atol=1e-12)
+
+
+def test_cdpo_logged_loss_is_the_closed_form_of_the_logged_margins(tmp_path):
+    """One pair a step, so each step's logged `rewards/margins` is β·h of that pair and the logged loss must be
+    −(1−ε)·log σ(βh) − ε·log σ(−βh) at every step where h ≠ 0; ε changes the curve (TRL's plain sigmoid loss
+    ignores label_smoothing, which this test catches)."""
+    curves = {}
+    for eps in (0.0, 0.1, 0.3):
+        stats = _train(tmp_path, f"e{eps}", f"train.label_smoothing={eps}", "train.max_steps=4",
+                       "train.per_device_batch_size=1", "train.learning_rate=3e-3")
+        losses = dict(map(tuple, stats["loss"]["curve"]))
+        margins = dict(map(tuple, stats["preference"]["rewards/margins"]["curve"]))
+        checked = 0
+        for step, m in margins.items():
+            closed = -(1 - eps) * math.log(1 / (1 + math.exp(-m))) - eps * math.log(1 / (1 + math.exp(m)))
+            assert losses[step] == pytest.approx(closed, rel=1e-4, abs=1e-5), (eps, step, m)
+            checked += abs(m) > 0.02
+        assert checked >= 2, f"margins too small to tell ε apart: {margins}"
+        curves[eps] = [losses[s] for s in sorted(losses)]
+    assert curves[0.0][0] == pytest.approx(curves[0.3][0], abs=1e-6)  # step 1: h = 0, log 2 for any ε
+    assert all(abs(a - b) > 1e-3 for a, b in zip(curves[0.0][1:], curves[0.3][1:], strict=True))
 
 
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
