@@ -96,6 +96,10 @@ def compose(command: str, overrides: list[str] | tuple[str, ...] = ()) -> DictCo
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(f"invalid config for `dlcot {command}`: {err}") from err
     OmegaConf.resolve(cfg)
+    if command == "mcts":  # the mcts group's own checks (transfer matrix, stop rules): bad values fail here
+        from dlcot.mcts.settings import check_settings
+
+        check_settings(cfg.mcts)
     cfg.overrides = user_overrides
     return cfg
 

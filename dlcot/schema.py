@@ -141,26 +141,49 @@ class EnhanceConfig:
 
 
 @dataclass
+class MctsStopConfig:
+    """When one problem's search ends (official: 8 correct; > 32 rollouts with >= 4 correct; > 128 with fewer)."""
+    solved: int = 8  # correct rollouts that end the search
+    enough: int = 4
+    enough_after: int = 32  # more rollouts than this, with >= `enough` correct, end it
+    give_up_after: int = 128  # more rollouts than this, with < `enough` correct, give up
+    max_rollouts: int = 256  # budget
+
+
+@dataclass
+class MctsPairsConfig:
+    """Preference pairs from a tree: which correct path a wrong one is paired with."""
+    prefix: str = "min"  # min: the correct path sharing the fewest nodes (paper) | max
+    length: str = "balanced"  # balanced: chosen/rejected lengths close (paper's length selection) | any
+    max: int = 4  # pairs per problem
+
+
+@dataclass
 class MctsConfig:
-    """Marco-o1 v2 tree search over typed thought nodes (dlcot.mcts); `teacher.model` writes the nodes through
-    `engine`, the verifier checks answers against gold. `transfer` and `instructions` are set in
+    """Marco-o1 v2 tree search over typed thought nodes (dlcot.mcts); `teacher.model` (and `writers`) write the
+    nodes through `engine`, the verifier checks answers against gold. Official values in
     conf/mcts/marco_o1_v2.yaml."""
     name: str = "marco_o1_v2"
-    iterations: int = 16  # select → expand → probe → backup rounds per problem
-    max_depth: int = 8  # thought nodes on a path
-    exploration: float = 1.41  # UCT's c
-    expand_k: int = 2  # children per expansion
-    backtrack: bool = True  # a wrong answer probe makes the node expand into a reflection first
+    reward: str = "answer_nodes"  # answer_nodes (official) | probe_every_node
+    exploration: float = 1.414  # UCT's c in Q + c*sqrt(2 ln N / n)
+    stop: MctsStopConfig = field(default_factory=MctsStopConfig)
+    max_depth: int = 0  # 0: no cap
     node_max_tokens: int = 512
     temperature: float = 0.7
-    top_p: float = 0.95
-    batch_problems: int = 16  # trees searched in lockstep: each round is one engine batch for all of them
+    top_p: float = 0.9
+    batch_problems: int = 16  # trees searched in lockstep: each step is one engine batch per writer for all of them
     writers: list[str] = field(default_factory=list)  # more node writers after teacher.model (multi-model)
-    prompt_template: str = "{problem}"
-    transfer: dict[str, list[str]] = field(default_factory=dict)  # node kind (or root) → kinds that may follow
-    instructions: dict[str, str] = field(default_factory=dict)  # node kind → what the model is asked to write
+    writer_mode: str = "roles"  # roles (kind → writer, official) | random
+    roles: dict[str, int] = field(default_factory=dict)
+    reflection: str = "fixed"  # fixed (official) | generated | generated_with_answer | none
+    backtrack_under: str = "double_check"
+    reflection_told: str = ""
+    base_prompt: str = "{problem}"
+    tags: dict[str, str] = field(default_factory=dict)
+    phrases: dict[str, list[str]] = field(default_factory=dict)
+    transfer: dict[str, dict[str, int]] = field(default_factory=dict)  # kind (or root) → {kind: children}
     length_quantile: float = 0.0  # Thoughts Length Balance: 0 shortest correct path .. 1 longest, as SFT data
-    max_pairs: int = 4  # preference pairs per problem
+    pairs: MctsPairsConfig = field(default_factory=MctsPairsConfig)
 
 
 @dataclass

@@ -1,44 +1,46 @@
-"""A scripted MCTS node writer for tests: answers are right exactly when the path double-checks or reflects."""
+"""A scripted MCTS node writer for tests: it reads which node it is asked for from the prompt (the last opening
+tag of the assistant turn) and writes it; an answer is right when `right(path)` holds for the path so far
+(default: the path went through a reflection, i.e. error backtracking happened), never for `unsolvable`."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from dlcot.engines.scripted import ScriptedEngine
 from dlcot.mcts.tree import ANSWER
 
-NEXT = re.compile(r"Next \((?P<kind>[a-z ]+)\):")
-CHECKED = ("Double-check:", "Reflection:")
+OPEN = re.compile(r"<([a-z_-]+)>")
+TAG_KIND = {"sub-task": "sub_task", "double-check": "double_check"}
 
 
 class Oracle:
-    """Writes node text by kind; an answer is the gold one iff a double-check or reflection is on the path (and
-    never for problems listed in `unsolvable`). Counts engine calls and prompts; dies on a `fail_on` problem."""
+    """Counts engine calls and prompts, records (kind, prompt) of each request; dies on a `fail_on` problem."""
 
-    def __init__(self, problems, unsolvable=(), fail_on=()):
+    def __init__(self, problems, unsolvable=(), fail_on=(), right: Callable[[str], bool] | None = None):
         self.gold = {p.problem: p.gold_answer for p in problems}
         self.unsolvable = {p.problem for p in problems if p.id in unsolvable}
         self.fail_on = {p.problem for p in problems if p.id in fail_on}
-        self.calls, self.prompts, self.seen = 0, 0, []
+        self.right = right or (lambda path: "<reflection>" in path)
+        self.calls, self.prompts, self.seen, self.stops = 0, 0, [], []
         self.engine = ScriptedEngine(self.respond)
 
     def respond(self, prompt: str, sample: int) -> str:
-        problem = next(p for p in self.gold if prompt.startswith(p))
+        problem = next(p for p in self.gold if f"Problem: {p}" in prompt)
         if problem in self.fail_on:
             raise RuntimeError("engine died")
-        kind = NEXT.findall(prompt)[-1].replace(" ", "_")
+        path = prompt.split(f"Problem: {problem}", 1)[1]
+        tag = OPEN.findall(path)[-1]
+        kind = TAG_KIND.get(tag, tag)
         self.seen.append((kind, prompt))
-        steps = prompt.split("Steps so far:", 1)[1]
-        n = steps.count("\n\n")
         if kind == ANSWER:
-            ok = any(c in steps for c in CHECKED) and problem not in self.unsolvable
-            value = self.gold[problem] if ok else f"{self.gold[problem]}7"
-            return f"So the final answer is \\boxed{{{value}}}."
-        label = {"double_check": "Double-check:", "reflection": "Reflection:"}.get(kind, f"{kind}:")
-        return f"{label} step {n} of the work" + " and more words" * (len(prompt) % 5)
+            ok = self.right(path) and problem not in self.unsolvable
+            return f" \\boxed{{{self.gold[problem] if ok else self.gold[problem] + '7'}}}"
+        return f" step {path.count('</')} of the work" + " and more words" * (len(prompt) % 5)
 
     def generate(self, prompts, **kw):
         self.calls += 1
         self.prompts += len(prompts)
+        self.stops.append(tuple(kw.get("stop", ())))
         return self.engine.generate(prompts, **kw)
 
     def __getattr__(self, name):

@@ -1,22 +1,28 @@
-"""MCTS over typed thought nodes (Marco-o1 v2), many problems in lockstep so every round is two engine calls.
+"""MCTS over typed thought nodes as the official Marco-o1 v2 code runs it, many problems in lockstep.
 
-One round, for every tree of the batch that still has an open node:
-1. *select*: descend by UCT (mean reward + c·sqrt(ln N / n)) to a node not expanded yet;
-2. *expand*: `expand_k` children, their kinds drawn from the transfer matrix with the problem's seeded RNG; a
-   node whose answer probe was wrong expands into a `reflection` first (*error backtracking*: the search goes
-   back to the node before the wrong answer and reflects there with `instructions.backtrack`, told which answer
-   was wrong, never the gold);
-3. *simulate*: every new thought node gets an `answer` child (the model asked for the final answer from there),
-   and the verifier (`dlcot.answers`, math-verify against gold) rewards it 1 or 0;
-4. *backup*: the reward goes to every node on the answer's path.
+A rollout (`mcts.reward=answer_nodes`, official): from the root, a node not expanded yet gets all its children
+at once (the transfer matrix's kind → count), then selection descends to its first unvisited child, else by
+UCT; the rollout ends on an answer node (a new one, or one written before: its stored reward counts again, as
+in the official loop), whose 0/1 verifier reward is backed up the path. After a wrong answer, *error
+backtracking* adds one reflection child under the answer's nearest `mcts.backtrack_under` (double-check)
+ancestor: a fixed preset text (official), or written by the model (`mcts.reflection=generated`,
+`generated_with_answer`: told in its own text which answer was wrong, never the gold). The search of a problem
+stops on the first rule of `mcts.stop` that holds after a rollout (gave_up, enough_after, solved, budget) or when
+nothing is left to expand (exhausted).
 
-Nodes are written by one model or several (`teacher.model`, then `mcts.writers`: Marco-o1 v2's multi-model
-collaboration): each child's writer is drawn with the problem's RNG, an answer probe is written by its node's
-writer, and a backtracking reflection by another writer than the one whose answer was wrong.
+`mcts.reward=probe_every_node` (dlcot's earlier search): selection descends over thought nodes only, and every
+new thought node gets an answer probe; each probe is a rollout (the stop rules are checked after each
+expansion's probes, so they may overshoot by that expansion's width).
 
-All the round's expansions of all trees go to each writer as one batch, then all the probes, which is what
-makes vLLM or a server fast here. Samples are keyed by (problem, parent node, slot), so a tree is the same
-whatever batch it was searched in, and after a resume.
+Node text is written the official way: the user message is `mcts.base_prompt` with the problem, the assistant
+turn (opened by the writer's own chat template) holds the path so far, then the new node's opening tag and a
+preset phrase of its kind, which the writer continues until a closing tag. Each kind is written by
+`mcts.roles[kind]` (official: double-check, reflection and thinking-from-scratch by the second model), or by a
+random writer (`mcts.writer_mode=random`).
+
+Lockstep: at each step every unfinished tree contributes the one expansion its rollout needs; all of them go to
+each writer as one batch, then the new answers are verified in one batch. Samples are keyed by (problem, parent
+node, child slot) and each tree has its own seeded RNG, so a tree is the same whatever batch it was searched in.
 """
 from __future__ import annotations
 
@@ -28,18 +34,41 @@ from omegaconf import DictConfig
 
 from dlcot.answers import AnswerChecker
 from dlcot.engines import Engine, sample_seed
-from dlcot.mcts.tree import ANSWER, BACKTRACK, REFLECTION, Node, Tree
+from dlcot.mcts.tree import ANSWER, REFLECTION, Node, Tree
 from dlcot.records import Problem
+
+STOP_REASONS = ("solved", "enough_after", "gave_up", "budget", "exhausted")
+TREE_COUNTS = ("rollouts", "correct", "reflections", "generated", "generated_tokens", "empty", "truncated",
+               "truncated_answers")
 
 
 @dataclass
 class SearchStats:
+    """This process's engine use; the per-tree figures are in each tree's `search` dict."""
     engine_calls: int = 0
-    generated: int = 0
-    generated_tokens: int = 0
-    empty: int = 0  # thought generations with no text (not added to the tree)
-    truncated: int = 0  # thought generations cut at node_max_tokens (not added: a half-written step)
     by_writer: dict[int, int] = field(default_factory=dict)  # generations per node writer
+
+
+@dataclass
+class _State:
+    tree: Tree
+    rng: random.Random
+    cursor: Node | None = None  # where the rollout in progress continues
+    pending: list[tuple[Node, Node]] = field(default_factory=list)  # (anchor, wrong answer): reflections to add
+
+    @property
+    def done(self) -> bool:
+        return "stop_reason" in self.tree.search
+
+
+@dataclass
+class _Child:
+    state: _State
+    parent: Node
+    kind: str
+    writer: int
+    key: str
+    head: str  # the node's opening tag and preset phrase, which the writer continues
 
 
 class Searcher:
@@ -49,98 +78,199 @@ class Searcher:
                  system_prompt: str | None = None):
         self.engines, self.checker, self.cfg = list(engines), checker, mcts
         self.seed, self.system_prompt = seed, system_prompt
+        self.answers_planned = mcts.reward == "answer_nodes"
+        self.closers = sorted({f"</{t}>" for t in mcts.tags.values()})
         self.stats = SearchStats()
+        self._chats: dict[tuple[int, str], str] = {}
 
     def search(self, problems: Sequence[Problem]) -> list[Tree]:
-        trees = [Tree(p.id, p.problem, p.gold_answer) for p in problems]
-        rngs = [random.Random(sample_seed(self.seed, p.id, 0)) for p in problems]
-        for _ in range(self.cfg.iterations):
-            plans: list[tuple[Tree, Node, str, int, str]] = []  # (tree, leaf, kind, writer, sample key)
-            for tree, rng in zip(trees, rngs, strict=True):
-                leaf = tree.select(self.cfg.exploration, self.cfg.max_depth)
-                if leaf is not None:
-                    kinds = self.child_kinds(leaf, rng)
-                    writers = self.child_writers(leaf, len(kinds), rng)
-                    plans += [(tree, leaf, k, w, f"{tree.problem_id}/{leaf.id}/{slot}")
-                              for slot, (k, w) in enumerate(zip(kinds, writers, strict=True))]
-            if not plans:
+        states = [_State(Tree(p.id, p.problem, p.gold_answer), random.Random(sample_seed(self.seed, p.id, 0)))
+                  for p in problems]
+        for st in states:
+            st.tree.search = dict.fromkeys(TREE_COUNTS, 0)
+        while True:
+            children = [c for st in states if not st.done for c in self._advance(st)]
+            if not children:
                 break
-            texts = self._generate([self.prompt(tree, leaf, kind) for tree, leaf, kind, _, _ in plans],
-                                   [key for *_, key in plans], [w for *_, w, _ in plans])
-            new = []
-            for (tree, leaf, kind, writer, _), (text, tokens, finish) in zip(plans, texts, strict=True):
-                if finish == "length":
-                    self.stats.truncated += 1
-                elif not text:
-                    self.stats.empty += 1
-                else:
-                    new.append((tree, tree.add(leaf, kind, text, tokens, writer)))
-            for tree, leaf, *_ in plans:  # a leaf with no usable child is not selected again
-                leaf.barren = all(tree.nodes[c].kind == ANSWER for c in leaf.children)
-            self.probe(new)
-        return trees
+            thoughts = self._write(children)
+            if not self.answers_planned:
+                self._probe(thoughts)
+        return [st.tree for st in states]
 
-    def child_kinds(self, leaf: Node, rng: random.Random) -> list[str]:
-        """`expand_k` kinds allowed after `leaf`: distinct while the matrix allows, a reflection first after a
-        wrong answer probe."""
-        allowed = list(self.cfg.transfer[leaf.kind])
-        kinds = [REFLECTION] if leaf.wrong_answer is not None else []
-        pool = [k for k in allowed if k not in kinds]
-        while len(kinds) < self.cfg.expand_k:
-            if not pool:
-                pool = list(allowed)
-            kinds.append(pool.pop(rng.randrange(len(pool))))
-        return kinds
+    # ------------------------------------------------------------------------------------- one tree's rollouts
+    def _advance(self, st: _State) -> list[_Child]:
+        """Run `st`'s rollouts until one needs children written (returned) or its search stops ([])."""
+        tree = st.tree
+        while not st.done:
+            if st.pending:
+                anchor, wrong = st.pending.pop(0)
+                planned = self._plan(st, anchor, {REFLECTION: 1}, wrong)
+                if planned:
+                    return planned
+                continue
+            node = st.cursor or tree.root
+            if node.kind == ANSWER:
+                st.cursor = None
+                self._finish(st, node)
+                continue
+            if not node.expanded:
+                st.cursor = node
+                planned = self._plan(st, node, self._counts(node))
+                if planned:
+                    return planned
+                node.expanded = True
+                continue
+            kid = tree.best_child(node, self.cfg.exploration, st.rng, self.answers_planned)
+            if kid is None:  # nothing below is left (children the writer failed to write): start over
+                if node is tree.root:
+                    tree.search["stop_reason"] = "exhausted"
+                st.cursor = None
+                continue
+            st.cursor = kid
+        return []
 
-    def child_writers(self, leaf: Node, k: int, rng: random.Random) -> list[int]:
-        """Which writer writes each of `k` children: drawn at random, except that a backtracking reflection
-        (the first child after a wrong probe) goes to another writer than the one that answered wrong."""
+    def _counts(self, node: Node) -> dict[str, int]:
+        counts = dict(self.cfg.transfer.get(node.kind, {}))
+        if self.cfg.max_depth and node.depth >= self.cfg.max_depth:
+            counts = {ANSWER: 1} if self.answers_planned else {}
+        if not self.answers_planned:
+            counts.pop(ANSWER, None)
+        return counts
+
+    def _finish(self, st: _State, answer: Node) -> None:
+        """One rollout ended on `answer`: back its reward up, backtrack after a wrong one, check the stop rules."""
+        tree, s = st.tree, st.tree.search
+        tree.backup(answer, answer.reward)
+        s["rollouts"] += 1
+        s["correct"] += int(answer.reward == 1.0)
+        if answer.reward != 1.0 and self.cfg.reflection != "none":
+            anchor = tree.ancestor(answer, self.cfg.backtrack_under)
+            if anchor is not None:
+                st.pending.append((anchor, answer))
+                s["reflections"] += 1
+        reason = stop_reason(s["rollouts"], s["correct"], self.cfg.stop)
+        if reason and not st.done:
+            s["stop_reason"] = reason
+
+    def _plan(self, st: _State, parent: Node, counts: dict[str, int], wrong: Node | None = None) -> list[_Child]:
+        """The children `counts` asks for under `parent`: preset-only ones are added at once, the rest returned to
+        be written. One phrase per kind and expansion, as the official code draws it."""
+        tree, m = st.tree, self.cfg
+        out = []
+        for kind, n in counts.items():
+            if n <= 0:
+                continue
+            tag = m.tags[kind]
+            phrase = self._phrase(kind, st.rng, wrong)
+            for _ in range(n):
+                writer = self._writer(kind, st.rng, wrong)
+                slot = parent.planned
+                parent.planned += 1
+                if phrase.endswith(f"</{tag}>"):
+                    tree.add(parent, kind, f"<{tag}>{phrase}", 0, writer)
+                    continue
+                out.append(_Child(st, parent, kind, writer, f"{tree.problem_id}/{parent.id}/{slot}",
+                                  f"<{tag}>{phrase}"))
+        if not out:
+            parent.expanded = True
+        return out
+
+    def _phrase(self, kind: str, rng: random.Random, wrong: Node | None) -> str:
+        phrases = list(self.cfg.phrases.get(kind) or [""])
+        phrase = phrases[rng.randrange(len(phrases))]
+        if kind == REFLECTION and wrong is not None and self.cfg.reflection.startswith("generated"):
+            phrase = phrase.removesuffix(f"</{self.cfg.tags[kind]}>").rstrip()
+            if self.cfg.reflection == "generated_with_answer":
+                told = self.cfg.reflection_told.replace("{wrong_answer}", wrong.answer or "no final answer")
+                phrase = f"{phrase}\n{told}\n" if phrase else f"{told}\n"
+        return phrase
+
+    def _writer(self, kind: str, rng: random.Random, wrong: Node | None) -> int:
         n = len(self.engines)
+        if self.cfg.writer_mode == "roles":
+            w = int(self.cfg.roles.get(kind, 0))
+            return w if w < n else 0
         if n == 1:
-            return [0] * k
-        first = (leaf.writer + 1) % n if leaf.wrong_answer is not None else rng.randrange(n)
-        return [first, *(rng.randrange(n) for _ in range(k - 1))]
+            return 0
+        if wrong is not None and kind == REFLECTION:
+            return (wrong.writer + 1) % n  # another writer than the one that answered wrong
+        return rng.randrange(n)
 
-    def probe(self, new: list[tuple[Tree, Node]]) -> None:
-        """Ask each new thought node for the final answer, verify it, back the reward up the path."""
-        if not new:
-            return
-        texts = self._generate([self.prompt(tree, node, ANSWER) for tree, node in new],
-                               [f"{tree.problem_id}/{node.id}/answer" for tree, node in new],
-                               [node.writer for _, node in new])
-        answers = [tree.add(node, ANSWER, text, tokens, node.writer)
-                   for (tree, node), (text, tokens, _) in zip(new, texts, strict=True)]
-        verdicts = self.checker.check_many([(tree.gold_answer, a.text) for (tree, _), a in zip(new, answers,
-                                                                                             strict=True)])
-        for (tree, node), answer, verdict in zip(new, answers, verdicts, strict=True):
-            answer.answer, answer.reward = verdict.extracted, float(verdict.correct)
-            tree.backup(answer, answer.reward)
-            if not verdict.correct and self.cfg.backtrack:
-                node.wrong_answer = verdict.extracted or "(no final answer)"
+    # ------------------------------------------------------------------------------------ writing, verifying
+    def _write(self, children: list[_Child]) -> list[tuple[_State, Node]]:
+        """Write every child (one batch per writer), add the usable ones, verify the new answers; returns the new
+        thought nodes."""
+        results = self._generate(children)
+        new: list[tuple[_State, Node]] = []
+        for child, (text, tokens, finish) in zip(children, results, strict=True):
+            s = child.state.tree.search
+            s["generated"] += 1
+            s["generated_tokens"] += tokens
+            child.parent.expanded = True
+            if finish == "length":  # a half-written step or an answer cut off: not added, counted
+                s["truncated_answers" if child.kind == ANSWER else "truncated"] += 1
+            elif not text.strip():
+                s["empty"] += 1
+            else:
+                tag = self.cfg.tags[child.kind]
+                node = child.state.tree.add(child.parent, child.kind, f"{child.head}{text.rstrip()}</{tag}>",
+                                            tokens, child.writer)
+                new.append((child.state, node))
+        answers = [(st, n) for st, n in new if n.kind == ANSWER]
+        verdicts = self.checker.check_many([(st.tree.gold_answer, n.text) for st, n in answers])
+        for (_, node), verdict in zip(answers, verdicts, strict=True):
+            node.answer, node.reward = verdict.extracted, float(verdict.correct)
+        return [(st, n) for st, n in new if n.kind != ANSWER]
 
-    def prompt(self, tree: Tree, node: Node, kind: str) -> str:
-        """The user message asking for a `kind` node after the path to `node`."""
-        steps = [n.text for n in tree.path(node)]
-        so_far = "\n\n".join(steps) if steps else "(none yet)"
-        key = BACKTRACK if kind == REFLECTION and node.wrong_answer is not None else kind
-        instruction = self.cfg.instructions[key].format(wrong_answer=node.wrong_answer)
-        return (f"{self.cfg.prompt_template.format(problem=tree.problem)}\n\nSteps so far:\n\n{so_far}\n\n"
-                f"Next ({kind.replace('_', ' ')}): {instruction} Write only this step.")
+    def _probe(self, thoughts: list[tuple[_State, Node]]) -> None:
+        """probe_every_node: one answer child per new thought node, each a rollout; the next rollout of the tree
+        starts again from the root."""
+        probes = [c for st, node in thoughts if not st.done for c in self._plan(st, node, {ANSWER: 1})]
+        if probes:
+            self._write(probes)
+        for st, node in thoughts:
+            node.expanded = False  # the probe is not an expansion: its thought children are still to come
+            st.cursor = None
+            for answer in [st.tree.nodes[c] for c in node.children]:
+                if answer.kind == ANSWER and answer.reward is not None:
+                    self._finish(st, answer)
 
-    def _generate(self, prompts: list[str], keys: list[str], writers: list[int]) -> list[tuple[str, int, str]]:
-        """(text, tokens, finish reason) of one completion per prompt, one batch per writer."""
+    def _prompt(self, child: _Child) -> str:
+        """The writer's chat template around the user message, then the assistant turn so far: the path's node
+        texts (each on its own line) and the new node's head, which the writer continues."""
+        tree = child.state.tree
+        key = (child.writer, tree.problem_id)
+        if key not in self._chats:
+            user = self.cfg.base_prompt.replace("{problem}", tree.problem)
+            self._chats[key] = self.engines[child.writer].chat([user], self.system_prompt)[0]
+        path = "".join(f"{n.text}\n" for n in tree.path(child.parent))
+        return f"{self._chats[key]}{path}{child.head}"
+
+    def _generate(self, children: list[_Child]) -> list[tuple[str, int, str]]:
+        """(text, tokens, finish reason) of one completion per child, one batch per writer."""
         m = self.cfg
-        out: list[tuple[str, int, str]] = [("", 0, "stop")] * len(prompts)
-        for w in sorted(set(writers)):
-            idx = [i for i, x in enumerate(writers) if x == w]
-            engine = self.engines[w]
-            comps = engine.generate(engine.chat([prompts[i] for i in idx], self.system_prompt), n=1,
-                                    max_new_tokens=m.node_max_tokens, temperature=m.temperature, top_p=m.top_p,
-                                    seed=self.seed, keys=[keys[i] for i in idx])
+        out: list[tuple[str, int, str]] = [("", 0, "stop")] * len(children)
+        for w in sorted({c.writer for c in children}):
+            idx = [i for i, c in enumerate(children) if c.writer == w]
+            comps = self.engines[w].generate([self._prompt(children[i]) for i in idx], n=1,
+                                             max_new_tokens=m.node_max_tokens, temperature=m.temperature,
+                                             top_p=m.top_p, stop=self.closers, seed=self.seed,
+                                             keys=[children[i].key for i in idx])
             self.stats.engine_calls += 1
             self.stats.by_writer[w] = self.stats.by_writer.get(w, 0) + len(idx)
             for i, (c,) in zip(idx, comps, strict=True):
-                out[i] = (c.text.strip(), c.n_tokens, c.finish_reason)
-        self.stats.generated += len(prompts)
-        self.stats.generated_tokens += sum(tokens for _, tokens, _ in out)
+                out[i] = (c.text, c.n_tokens, c.finish_reason)
         return out
+
+
+def stop_reason(rollouts: int, correct: int, stop: DictConfig) -> str | None:
+    """The first stop rule that holds after `rollouts` rollouts with `correct` correct ones (official order)."""
+    if rollouts > stop.give_up_after and correct < stop.enough:
+        return "gave_up"
+    if rollouts > stop.enough_after and correct >= stop.enough:
+        return "enough_after"
+    if correct >= stop.solved:
+        return "solved"
+    if rollouts >= stop.max_rollouts:
+        return "budget"
+    return None

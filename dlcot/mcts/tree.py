@@ -1,40 +1,68 @@
 """A reasoning tree of typed thought nodes (Marco-o1 v2) and the UCT bookkeeping MCTS does on it.
 
-Node kinds: `sub_task` (split the problem), `thinking` (one step of work), `hypothesis` (a guess to test),
-`double_check` (verify the last step), `reflection` (find the error after a wrong answer) and `answer`
-(terminal: states the final answer, rewarded 1 or 0 by the verifier). A *transfer matrix* says which thought
-kinds may follow which (`mcts.transfer`); the root is the problem itself. Every thought node gets one answer
-child as soon as it exists: the probe that scores it (the simulation step of MCTS).
+Node kinds (the official code's actions): `sub_task` (split the problem), `thinking` (one step of work),
+`hypothesis` (a guess to test), `double_check` (verify), `reflection` (something is wrong),
+`thinking_from_scratch` (start over after a reflection) and `answer` (terminal: the final answer, rewarded 1 or 0
+by the verifier). The *transfer matrix* (`mcts.transfer`, kind → {kind: count}) says which kinds follow which and
+how many children of each an expansion creates, all at once; the root is the problem itself.
 
-Every node stores its own text only; a path's text is its nodes' texts joined by blank lines, so two paths that
-share nodes share a text prefix that ends on a paragraph boundary (what DPO's common-prefix masking cuts at).
+A node stores its own text, wrapped in its tag (`<thinking>…</thinking>`); a path's text is its nodes' texts
+joined by newlines, as the official code concatenates them, so two paths that share nodes share a text prefix
+that ends on a line boundary (what DPO's common-prefix masking cuts at).
+
+Selection is the official one: the first unvisited child (creation order), else the child maximising
+Q + c·√(2·ln N / n), ties broken at random with the problem's seeded RNG.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import random
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dlcot.errors import ConfigError
 
-KINDS = ("sub_task", "thinking", "hypothesis", "double_check", "reflection", "answer")
+KINDS = ("sub_task", "thinking", "hypothesis", "double_check", "reflection", "thinking_from_scratch", "answer")
 ROOT, ANSWER, REFLECTION = "root", "answer", "reflection"
-BACKTRACK = "backtrack"  # the instruction for a reflection after a wrong answer probe
 
 
-def check_transfer(transfer: Mapping[str, Sequence[str]]) -> None:
-    """Thought kinds only (answers are the verifier's probes, never planned), the root can start a path, and
-    every thought kind can be followed."""
-    thoughts = [k for k in KINDS if k != ANSWER]
+def check_transfer(transfer: Mapping[str, Mapping[str, int]], answers_planned: bool = True) -> None:
+    """Known kinds, counts >= 0, the root can start a path, and (when answers are planned nodes) every kind the
+    root or a reflection can reach can also reach an answer, so a rollout always ends."""
     for src, dsts in transfer.items():
-        unknown = [k for k in (src, *dsts) if k not in (*thoughts, ROOT)]
-        if unknown:
-            raise ConfigError(f"mcts.transfer.{src}: {unknown} not thought kinds ({', '.join(thoughts)}); answer "
-                              "nodes are not planned: every thought node gets one as the verifier's probe")
-    missing = [k for k in (ROOT, *thoughts) if not transfer.get(k)]
-    if missing:
-        raise ConfigError(f"mcts.transfer: no successors for {missing}; every thought kind needs at least one")
+        if src not in (*KINDS, ROOT) or src == ANSWER:
+            raise ConfigError(f"mcts.transfer.{src}: not a node kind that has successors ({ROOT}, "
+                              f"{', '.join(k for k in KINDS if k != ANSWER)})")
+        if not isinstance(dsts, Mapping):
+            raise ConfigError(f"mcts.transfer.{src}: a mapping kind → count, e.g. {{thinking: 2}}; got {dsts!r}")
+        for dst, count in dsts.items():
+            if dst not in KINDS:
+                raise ConfigError(f"mcts.transfer.{src}.{dst}: unknown node kind ({', '.join(KINDS)})")
+            if not isinstance(count, int) or count < 0:
+                raise ConfigError(f"mcts.transfer.{src}.{dst}={count!r}: a count of children >= 0")
+    if not any(transfer.get(ROOT, {}).values()):
+        raise ConfigError(f"mcts.transfer.{ROOT}: no children; the root must start at least one path")
+    if not answers_planned:
+        return
+    todo = [k for k in (ROOT, REFLECTION) if k in transfer]  # a reflection is added by error backtracking
+    reach = set(todo)
+    while todo:
+        for dst, count in transfer.get(todo.pop(), {}).items():
+            if count and dst not in reach:
+                reach.add(dst)
+                todo.append(dst)
+    ends = {ANSWER}
+    grew = True
+    while grew:
+        grew = False
+        for src, dsts in transfer.items():
+            if src not in ends and any(c and d in ends for d, c in dsts.items()):
+                ends.add(src)
+                grew = True
+    stuck = sorted(reach - ends)
+    if stuck:
+        raise ConfigError(f"mcts.transfer: from {stuck} no path reaches an answer node, so a rollout could not end")
 
 
 @dataclass
@@ -51,17 +79,19 @@ class Node:
     reward: float | None = None  # answer nodes: the verifier's 1.0 / 0.0
     tokens: int = 0
     writer: int = 0  # which node writer (0: teacher.model, then mcts.writers) wrote it
-    wrong_answer: str | None = None  # a wrong answer probed below: the next expansion starts with a reflection
-    barren: bool = False  # expanded, but the model wrote nothing for any child: not selected again
+    expanded: bool = False  # its children (the transfer matrix's counts) were created
+    planned: int = 0  # children asked for so far: the sample key of the next one (failed ones included)
 
 
 @dataclass
 class Tree:
-    """One problem's search tree; nodes are kept in creation order (ids are list indices)."""
+    """One problem's search tree; nodes are kept in creation order (ids are list indices). `search` holds the
+    per-tree search figures (rollouts, correct, stop reason, generations) so stats add up across resumes."""
     problem_id: str
     problem: str
     gold_answer: str
     nodes: list[Node] = field(default_factory=list)
+    search: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.nodes:
@@ -85,29 +115,35 @@ class Tree:
             node = self.nodes[node.parent]
         return out[::-1]
 
-    def open(self, node: Node, max_depth: int) -> bool:
-        """Can search still go below `node`: not an answer, and (unexpanded and shallow enough, or an open child)."""
-        if node.kind == ANSWER or node.barren:
-            return False
-        kids = [self.nodes[c] for c in node.children if self.nodes[c].kind != ANSWER]
-        if not kids:
-            return node.depth < max_depth
-        return any(self.open(k, max_depth) for k in kids)
-
-    def select(self, exploration: float, max_depth: int) -> Node | None:
-        """Descend by UCT over open thought children to a node with none yet (the one to expand); None when the
-        tree has no open node left. Unvisited children are taken first, in creation order."""
-        node = self.root
-        if not self.open(node, max_depth):
-            return None
-        while True:
-            kids = [self.nodes[c] for c in node.children
-                    if self.nodes[c].kind != ANSWER and self.open(self.nodes[c], max_depth)]
-            if not kids:
+    def ancestor(self, node: Node, kind: str) -> Node | None:
+        """The nearest ancestor of `kind`, starting from `node`'s parent (the official `find_parent_by_action`)."""
+        while node.parent is not None:
+            node = self.nodes[node.parent]
+            if node.kind == kind:
                 return node
-            log_n = math.log(max(node.visits, 1))
-            node = max(kids, key=lambda k: math.inf if k.visits == 0 else
-                       k.value / k.visits + exploration * math.sqrt(log_n / k.visits))
+        return None
+
+    def live(self, node: Node, answers: bool) -> bool:
+        """Can a rollout still go through `node`: an answer (when answers are selectable), an unexpanded thought,
+        or an expanded one with a live child."""
+        if node.kind == ANSWER:
+            return answers
+        if not node.expanded:
+            return True
+        return any(self.live(self.nodes[c], answers) for c in node.children)
+
+    def best_child(self, node: Node, exploration: float, rng: random.Random, answers: bool) -> Node | None:
+        """The official selection among `node`'s live children; None when it has none."""
+        kids = [self.nodes[c] for c in node.children if self.live(self.nodes[c], answers)]
+        for kid in kids:
+            if kid.visits == 0:
+                return kid
+        if not kids:
+            return None
+        log_n = math.log(max(node.visits, 1))
+        scores = [k.value / k.visits + exploration * math.sqrt(2 * log_n / k.visits) for k in kids]
+        top = max(scores)
+        return rng.choice([k for k, s in zip(kids, scores, strict=True) if s == top])
 
     def backup(self, node: Node, reward: float) -> None:
         """Add one visit and `reward` to `node` and every ancestor up to the root."""
@@ -122,8 +158,8 @@ class Tree:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.problem_id, "problem": self.problem, "gold_answer": self.gold_answer,
-                "nodes": [asdict(n) for n in self.nodes]}
+                "search": self.search, "nodes": [asdict(n) for n in self.nodes]}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Tree:
-        return cls(d["id"], d["problem"], d["gold_answer"], [Node(**n) for n in d["nodes"]])
+        return cls(d["id"], d["problem"], d["gold_answer"], [Node(**n) for n in d["nodes"]], dict(d.get("search", {})))
