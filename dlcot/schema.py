@@ -148,6 +148,7 @@ class MctsStopConfig:
     enough_after: int = 32  # more rollouts than this, with >= `enough` correct, end it
     give_up_after: int = 128  # more rollouts than this, with < `enough` correct, give up
     max_rollouts: int = 256  # budget
+    max_nodes: int = 4096  # budget on a tree's size (a writer that never finishes an answer)
 
 
 @dataclass

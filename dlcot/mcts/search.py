@@ -29,8 +29,9 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from dlcot.answers import AnswerChecker
 from dlcot.engines import Engine, sample_seed
@@ -76,10 +77,13 @@ class Searcher:
 
     def __init__(self, engines: Sequence[Engine], checker: AnswerChecker, mcts: DictConfig, *, seed: int,
                  system_prompt: str | None = None):
-        self.engines, self.checker, self.cfg = list(engines), checker, mcts
+        # plain values: OmegaConf's attribute access would be most of the search's own time
+        plain = OmegaConf.to_container(mcts, resolve=True) if isinstance(mcts, DictConfig) else dict(mcts)
+        self.engines, self.checker = list(engines), checker
+        self.cfg = SimpleNamespace(**{**plain, "stop": SimpleNamespace(**plain["stop"])})
         self.seed, self.system_prompt = seed, system_prompt
-        self.answers_planned = mcts.reward == "answer_nodes"
-        self.closers = sorted({f"</{t}>" for t in mcts.tags.values()})
+        self.answers_planned = self.cfg.reward == "answer_nodes"
+        self.closers = sorted({f"</{t}>" for t in self.cfg.tags.values()})
         self.stats = SearchStats()
         self._chats: dict[tuple[int, str], str] = {}
 
@@ -102,6 +106,9 @@ class Searcher:
         """Run `st`'s rollouts until one needs children written (returned) or its search stops ([])."""
         tree = st.tree
         while not st.done:
+            if len(tree.nodes) >= self.cfg.stop.max_nodes:
+                tree.search["stop_reason"] = "budget"
+                break
             if st.pending:
                 anchor, wrong = st.pending.pop(0)
                 planned = self._plan(st, anchor, {REFLECTION: 1}, wrong)
@@ -118,7 +125,6 @@ class Searcher:
                 planned = self._plan(st, node, self._counts(node))
                 if planned:
                     return planned
-                node.expanded = True
                 continue
             kid = tree.best_child(node, self.cfg.exploration, st.rng, self.answers_planned)
             if kid is None:  # nothing below is left (children the writer failed to write): start over
@@ -173,6 +179,7 @@ class Searcher:
                                   f"<{tag}>{phrase}"))
         if not out:
             parent.expanded = True
+            tree.settle(parent, self.answers_planned)
         return out
 
     def _phrase(self, kind: str, rng: random.Random, wrong: Node | None) -> str:
@@ -216,6 +223,9 @@ class Searcher:
                 node = child.state.tree.add(child.parent, child.kind, f"{child.head}{text.rstrip()}</{tag}>",
                                             tokens, child.writer)
                 new.append((child.state, node))
+        for child in children:
+            if child.kind != ANSWER or self.answers_planned:  # a probe is not an expansion
+                child.state.tree.settle(child.parent, self.answers_planned)
         answers = [(st, n) for st, n in new if n.kind == ANSWER]
         verdicts = self.checker.check_many([(st.tree.gold_answer, n.text) for st, n in answers])
         for (_, node), verdict in zip(answers, verdicts, strict=True):
@@ -263,7 +273,7 @@ class Searcher:
         return out
 
 
-def stop_reason(rollouts: int, correct: int, stop: DictConfig) -> str | None:
+def stop_reason(rollouts: int, correct: int, stop: DictConfig | SimpleNamespace) -> str | None:
     """The first stop rule that holds after `rollouts` rollouts with `correct` correct ones (official order)."""
     if rollouts > stop.give_up_after and correct < stop.enough:
         return "gave_up"

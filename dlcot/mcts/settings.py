@@ -35,8 +35,8 @@ def check_settings(m: DictConfig) -> None:
     if "{problem}" not in m.base_prompt:
         raise ConfigError("mcts.base_prompt: must contain {problem}, where the problem goes")
     s = m.stop
-    if s.solved < 1 or s.enough < 0 or s.max_rollouts < 1 or s.enough_after < 0:
-        raise ConfigError("mcts.stop: solved and max_rollouts >= 1, enough and enough_after >= 0")
+    if s.solved < 1 or s.enough < 0 or s.max_rollouts < 1 or s.max_nodes < 2 or s.enough_after < 0:
+        raise ConfigError("mcts.stop: solved and max_rollouts >= 1, max_nodes >= 2, enough and enough_after >= 0")
     if s.enough > s.solved:
         raise ConfigError(f"mcts.stop.enough={s.enough} > mcts.stop.solved={s.solved}: the thresholds are out of "
                           "order (enough correct <= solved)")

@@ -81,6 +81,7 @@ class Node:
     writer: int = 0  # which node writer (0: teacher.model, then mcts.writers) wrote it
     expanded: bool = False  # its children (the transfer matrix's counts) were created
     planned: int = 0  # children asked for so far: the sample key of the next one (failed ones included)
+    dead: bool = False  # expanded, and nothing selectable is left below (children the writer failed to write)
 
 
 @dataclass
@@ -105,6 +106,10 @@ class Tree:
         node = Node(len(self.nodes), parent.id, kind, text.strip(), parent.depth + 1, tokens=tokens, writer=writer)
         self.nodes.append(node)
         parent.children.append(node.id)
+        cur: Node | None = parent
+        while cur is not None and cur.dead and kind != ANSWER:  # a reflection under a dead node revives the path
+            cur.dead = False
+            cur = self.nodes[cur.parent] if cur.parent is not None else None
         return node
 
     def path(self, node: Node) -> list[Node]:
@@ -123,18 +128,22 @@ class Tree:
                 return node
         return None
 
-    def live(self, node: Node, answers: bool) -> bool:
-        """Can a rollout still go through `node`: an answer (when answers are selectable), an unexpanded thought,
-        or an expanded one with a live child."""
-        if node.kind == ANSWER:
-            return answers
-        if not node.expanded:
-            return True
-        return any(self.live(self.nodes[c], answers) for c in node.children)
+    def selectable(self, node: Node, answers: bool) -> bool:
+        """Can a rollout go to `node`: an answer (when answers are selectable), or a thought not known dead."""
+        return answers if node.kind == ANSWER else not node.dead
+
+    def settle(self, node: Node, answers: bool) -> None:
+        """After `node` was expanded: if no child is selectable it is dead, and so is every ancestor left with
+        no selectable child (kept as a flag, so selection never walks a subtree)."""
+        cur: Node | None = node
+        while cur is not None and cur.expanded and not any(self.selectable(self.nodes[c], answers)
+                                                            for c in cur.children):
+            cur.dead = True
+            cur = self.nodes[cur.parent] if cur.parent is not None else None
 
     def best_child(self, node: Node, exploration: float, rng: random.Random, answers: bool) -> Node | None:
         """The official selection among `node`'s live children; None when it has none."""
-        kids = [self.nodes[c] for c in node.children if self.live(self.nodes[c], answers)]
+        kids = [self.nodes[c] for c in node.children if self.selectable(self.nodes[c], answers)]
         for kid in kids:
             if kid.visits == 0:
                 return kid
