@@ -19,14 +19,33 @@ from dlcot.errors import ConfigError
 from dlcot.records import atomic_write_text
 
 COLUMNS = ("run", "student", "family", "teacher_family", "homologous", "data", "train_tokens", "benchmark", "n",
-           "accuracy", "mean_tokens", "answerless_rate")
+           "accuracy", "mean_tokens", "answerless_rate", "pass_at_k")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _data_label(train: dict[str, Any]) -> str:
+def _marco_row(model: Path, mcts: dict[str, Any]) -> str:
+    """The Marco-o1 v2 paper's row name (Tables 5-6) of a model trained on `dlcot mcts` data, read from the
+    training run's own config: SFT, or +DPO with the parts it used (+data balance is the pairs' length rule)."""
+    cfg_path = model / "config.yaml"
+    t = (OmegaConf.to_container(OmegaConf.load(cfg_path)) or {}).get("train", {}) if cfg_path.is_file() else {}
+    if t.get("stage") != "dpo":
+        return "Marco-o1 v2: SFT"
+    parts = ["+DPO"]
+    if (mcts.get("pairs") or {}).get("length") == "balanced":
+        parts.append("+data balance")
+    if t.get("label_smoothing"):
+        parts.append(f"+cDPO (ε={t['label_smoothing']})")
+    if t.get("sft_alpha"):
+        parts.append(f"+joint loss (α={t['sft_alpha']})")
+    if t.get("prefix_masking"):
+        parts.append("+masking")
+    return "Marco-o1 v2: " + " ".join(parts)
+
+
+def _data_label(train: dict[str, Any], model: Path | None = None) -> str:
     """`enhanced:<policy>` / `raw` from the config of the stage that wrote the training data."""
     data = train.get("data")
     if not data:
@@ -41,6 +60,8 @@ def _data_label(train: dict[str, Any]) -> str:
         level = cot.get("granularity")
         return (f"raw ({(cfg.get('teacher') or {}).get('name', '?')}, {cot.get('format', 'cot')}"
                 + (f", granularity {level})" if level is not None else ")"))
+    if cfg.get("command") == "mcts" and model is not None:
+        return _marco_row(model, cfg.get("mcts") or {})
     if cfg.get("command") != "enhance":
         return f"raw ({cfg.get('command', '?')})"
     policy = (cfg.get("enhance") or {}).get("name", "?")
@@ -59,13 +80,14 @@ def collect(runs: Path) -> list[dict[str, Any]]:
             "family": train.get("student_family", "?"),
             "teacher_family": train.get("teacher_family", "?"),
             "homologous": train.get("homologous", "?"),
-            "data": _data_label(train) if train else "untrained",
+            "data": _data_label(train, Path(model)) if train else "untrained",
             "train_tokens": train.get("tokens_seen", 0),
             "benchmark": m.get("benchmark"),
             "n": m.get("n"),
             "accuracy": m.get("accuracy"),
             "mean_tokens": m.get("mean_tokens"),
             "answerless_rate": m.get("answerless_rate"),
+            "pass_at_k": ", ".join(f"{k}: {v:.3f}" for k, v in (m.get("pass_at_k") or {}).items()),
         })
     return rows
 

@@ -29,8 +29,9 @@ from dlcot.errors import ConfigError
 from dlcot.mcts.extract import balanced, pair_row, pair_stats, paths, preference_pairs, trace_row
 from dlcot.mcts.search import STOP_REASONS, TREE_COUNTS, Searcher
 from dlcot.mcts.settings import check_settings
+from dlcot.mcts.synthetic import SyntheticNodeWriter
 from dlcot.mcts.tree import Tree
-from dlcot.records import Reject, ResumableJsonl, atomic_write_json, write_jsonl
+from dlcot.records import Reject, ResumableJsonl, atomic_write_json, atomic_write_text, write_jsonl
 
 PROGRESS = "engine_calls.json"  # engine calls of the batches whose trees are written, summed across resumes
 
@@ -45,15 +46,22 @@ def run(cfg: DictConfig, engines: Sequence[Engine] | None = None) -> Path:
     if engines is None and cfg.engine.name == "openai" and cfg.engine.get("endpoint") == "chat":
         raise ConfigError("dlcot mcts with engine=openai: set engine.endpoint=completions; a node is written by "
                           "continuing the assistant turn, which a chat endpoint cannot do")
-    if engines is None and cfg.engine.name in NEEDS_MODEL and not cfg.teacher.model:
+    if engines is None and cfg.engine.name in NEEDS_MODEL and not cfg.teacher.model and \
+            cfg.teacher.name != "synthetic":
         raise ConfigError(f"dlcot mcts with engine={cfg.engine.name}: set teacher.model=<Hub name or path>, the "
                           "model that writes the thought nodes")
+    if m.from_trees:
+        return reextract(cfg, Path(m.from_trees))
     out = prepare_run_dir(cfg)
     trees, rejects = ResumableJsonl(out / "trees.jsonl"), ResumableJsonl(out / "rejected.jsonl")
     done = trees.done_ids | rejects.done_ids
     n_input, todo = pending_problems(cfg, rejects, done.__contains__)
     own = engines is None
-    if own:
+    if own and cfg.teacher.name == "synthetic":
+        d = cfg.data
+        engines = [SyntheticNodeWriter(d.n_problems, cfg.seed, min_steps=d.min_steps, max_steps=d.max_steps,
+                                       max_operand=d.max_operand, tokenizer_name=cfg.tokenizer)]
+    elif own:
         engines = [make_engine(cfg.engine, model_path=model, tokenizer_name=cfg.tokenizer, seed=cfg.seed)
                    for model in (cfg.teacher.model, *m.writers)]
     calls = json.loads((out / PROGRESS).read_text()) if (out / PROGRESS).is_file() else {"engine_calls": 0}
@@ -83,6 +91,22 @@ def run(cfg: DictConfig, engines: Sequence[Engine] | None = None) -> Path:
     return out
 
 
+def reextract(cfg: DictConfig, source: Path) -> Path:
+    """`mcts.from_trees=DIR`: SFT traces and pairs by this config's rules from the trees an earlier `dlcot mcts`
+    run searched (an ablation of the pair rules costs no search); its trees, input rejects and engine calls are
+    copied, so the run directory is complete on its own."""
+    stats_path = source / "stats.json"
+    if not stats_path.is_file():
+        raise ConfigError(f"mcts.from_trees={source}: no stats.json there; point it at a finished `dlcot mcts` run")
+    out = prepare_run_dir(cfg)
+    for name in ("trees.jsonl", "rejected.jsonl", PROGRESS):
+        atomic_write_text(out / name, (source / name).read_text(encoding="utf-8"))
+    before = json.loads(stats_path.read_text())
+    stats = extract(out, cfg.mcts, before["n_input"], before["engine_calls"], before["tokenizer"])
+    atomic_write_json(out / "stats.json", {**stats, "from_trees": str(source)})
+    return out
+
+
 def extract(out: Path, m: DictConfig, n_input: int, engine_calls: int, tokenizer: str) -> dict:
     """sft.jsonl + pairs.jsonl from every tree of trees.jsonl; unsolved problems join rejected.jsonl. Every
     figure is summed over the trees of trees.jsonl, so it covers all the runs that wrote them (resumes)."""
@@ -109,7 +133,8 @@ def extract(out: Path, m: DictConfig, n_input: int, engine_calls: int, tokenizer
             sft.append(trace_row(tree, best, good))
             chosen = preference_pairs(candidates, m.pairs.prefix, m.pairs.length, m.pairs.max)
             pairs += [pair_row(tree, k, c, r) for k, (c, r) in enumerate(chosen)]
-    input_rejects = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines() if line.strip()]
+    input_rejects = [r for r in (json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()
+                                 if line.strip()) if r["reason"] != "unsolved"]  # a rerun extracts them again
     rejected = input_rejects + [{"id": r.id, "reason": r.reason, "detail": r.detail} for r in unsolved]
     write_jsonl(out / "sft.jsonl", sft)
     write_jsonl(out / "pairs.jsonl", pairs)
