@@ -64,7 +64,8 @@ def run(cfg: DictConfig, engines: Sequence[Engine] | None = None) -> Path:
     elif own:
         engines = [make_engine(cfg.engine, model_path=model, tokenizer_name=cfg.tokenizer, seed=cfg.seed)
                    for model in (cfg.teacher.model, *m.writers)]
-    calls = json.loads((out / PROGRESS).read_text()) if (out / PROGRESS).is_file() else {"engine_calls": 0}
+    resumed = trees.done_ids and (out / PROGRESS).is_file()  # else the search starts over, and so does the count
+    calls = json.loads((out / PROGRESS).read_text()) if resumed else {"engine_calls": 0}
     log.info("mcts: %d problems to search (%d done before), reward %s, stop %s", len(todo), len(done), m.reward,
              dict(m.stop))
     try:
@@ -99,8 +100,11 @@ def reextract(cfg: DictConfig, source: Path) -> Path:
     if not stats_path.is_file():
         raise ConfigError(f"mcts.from_trees={source}: no stats.json there; point it at a finished `dlcot mcts` run")
     out = prepare_run_dir(cfg)
-    for name in ("trees.jsonl", "rejected.jsonl", PROGRESS):
+    for name in ("trees.jsonl", PROGRESS):
         atomic_write_text(out / name, (source / name).read_text(encoding="utf-8"))
+    rejected = [r for r in (source / "rejected.jsonl").read_text(encoding="utf-8").splitlines()
+                if r.strip() and json.loads(r)["reason"] != "unsolved"]  # input rejects; extract adds the unsolved
+    atomic_write_text(out / "rejected.jsonl", "".join(f"{r}\n" for r in rejected))
     before = json.loads(stats_path.read_text())
     stats = extract(out, cfg.mcts, before["n_input"], before["engine_calls"], before["tokenizer"])
     atomic_write_json(out / "stats.json", {**stats, "from_trees": str(source)})
@@ -133,8 +137,7 @@ def extract(out: Path, m: DictConfig, n_input: int, engine_calls: int, tokenizer
             sft.append(trace_row(tree, best, good))
             chosen = preference_pairs(candidates, m.pairs.prefix, m.pairs.length, m.pairs.max)
             pairs += [pair_row(tree, k, c, r) for k, (c, r) in enumerate(chosen)]
-    input_rejects = [r for r in (json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()
-                                 if line.strip()) if r["reason"] != "unsolved"]  # a rerun extracts them again
+    input_rejects = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines() if line.strip()]
     rejected = input_rejects + [{"id": r.id, "reason": r.reason, "detail": r.detail} for r in unsolved]
     write_jsonl(out / "sft.jsonl", sft)
     write_jsonl(out / "pairs.jsonl", pairs)

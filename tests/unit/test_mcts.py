@@ -270,3 +270,22 @@ def test_settings_that_need_a_model_stop_before_any_search(tmp_path):
     with pytest.raises(ConfigError, match="set teacher.model"):
         run(_cfg(tmp_path, "engine=hf"))
     assert not (tmp_path / "mcts").exists()
+
+
+def test_a_rerun_counts_afresh_and_from_trees_extracts_again_without_searching(tmp_path):
+    cfg = _cfg(tmp_path, f"output={tmp_path / 'a'}")
+    problems = synthetic_problems(cfg.data, cfg.seed)
+    first = run(cfg, engines=[Oracle(problems, unsolvable={problems[0].id})])
+    stats = json.loads((first / "stats.json").read_text())
+    run(cfg, engines=[Oracle(problems, unsolvable={problems[0].id})])  # a finished run starts over: same figures
+    assert json.loads((first / "stats.json").read_text()) == stats
+    assert stats["reject_reasons"] == {"unsolved": 1}
+    idle = Oracle(problems)
+
+    other = run(_cfg(tmp_path, f"output={tmp_path / 'b'}", f"mcts.from_trees={first}", "mcts.pairs.prefix=max",
+                     "mcts.pairs.length=any"), engines=[idle])
+    again = json.loads((other / "stats.json").read_text())
+    assert idle.calls == 0 and (other / "trees.jsonl").read_bytes() == (first / "trees.jsonl").read_bytes()
+    assert again["engine_calls"] == stats["engine_calls"] and again["n_input"] == stats["n_input"]
+    assert again["pairs_rule"]["prefix"] == "max" and again["reject_reasons"] == {"unsolved": 1}
+    assert again["pair_shared_nodes_mean"] > stats["pair_shared_nodes_mean"]  # max shares more than min
