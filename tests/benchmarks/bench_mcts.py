@@ -1,9 +1,14 @@
-"""MCTS with trees in lockstep (one engine batch per round for all of them) vs one tree at a time.
+"""MCTS with trees in lockstep (one engine batch per step for all of them) vs one tree at a time, and rollouts per
+engine call for both reward modes.
 
-Same 8 GSM8K problems, the hf engine on a tiny student on CPU (engine batch 8, sampled with per-node seeds,
-32-token nodes, one torch thread), 3 rounds of 2 children + their answer probes per tree; prints generated
-nodes/s for both and the ratio, best of 3, and whether the trees came out the same. The tiny model writes
-noise, so no answer is right: this measures the search's generation pattern, not its quality.
+Same 16 GSM8K problems, the hf engine on a tiny random student on CPU (sampled with per-node seeds, 16-token nodes,
+one torch thread), the official search (`reward=answer_nodes`) with a budget of 8 rollouts a tree; prints generated
+nodes/s one tree at a time and 16 in lockstep (engine batch 64, so a step is one batch), the wall-clock ratio and
+the engine-call ratio, whether the trees came out the same, then rollouts per engine call for `answer_nodes` and
+`probe_every_node`. On CPU the tiny model is compute-bound (its 151k-token output layer), so batching saves little
+wall time there; the engine-call ratio is what a batching server (vLLM) turns into speed. The tiny model
+writes noise, so no answer is right (every rollout backtracks): this measures the search's generation pattern,
+not its quality.
 Run: .venv/bin/python tests/benchmarks/bench_mcts.py
 """
 from __future__ import annotations
@@ -16,12 +21,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "problems" / "gsm8k" / "test.jsonl"
-N_PROBLEMS = 8
+N_PROBLEMS = 16
+OVERRIDES = ["mcts.node_max_tokens=16", "mcts.stop.max_rollouts=8", "mcts.temperature=0.7"]
 
 
 class WholeNodes:
-    """The tiny random model never stops on its own: take its 32-token outputs as whole nodes (the search drops
-    nodes cut at node_max_tokens), so both runs build the same full trees."""
+    """The tiny random model never writes a closing tag: take its 16-token outputs as whole nodes (the search
+    drops nodes cut at node_max_tokens), so both runs build the same full trees."""
 
     def __init__(self, engine):
         self.engine = engine
@@ -35,15 +41,15 @@ class WholeNodes:
         return getattr(self.engine, name)
 
 
-def nodes_per_s(searcher_for, problems, per_call: int, repeats: int = 3) -> tuple[float, list[dict]]:
-    """Best of `repeats` searches of all problems, `per_call` trees in lockstep."""
-    best, trees = float("inf"), []
+def search(searcher_for, problems, per_call: int, repeats: int) -> tuple[float, list[dict], object]:
+    """Best seconds of `repeats` searches of all problems, `per_call` trees in lockstep; the trees; the searcher."""
+    best, trees, searcher = float("inf"), [], None
     for _ in range(repeats):
         searcher = searcher_for()
         start = time.perf_counter()
         trees = [t for i in range(0, len(problems), per_call) for t in searcher.search(problems[i:i + per_call])]
         best = min(best, time.perf_counter() - start)
-    return searcher.stats.generated / best, [t.to_dict() for t in trees]
+    return best, [t.to_dict() for t in trees], searcher
 
 
 def main() -> int:
@@ -62,23 +68,32 @@ def main() -> int:
     torch.set_num_threads(1)
     rows = [json.loads(line) for line in DATA.read_text().splitlines()[:N_PROBLEMS]]
     problems = [Problem(f"gsm8k/{i}", r["question"], normalize_gold(r["answer"])) for i, r in enumerate(rows)]
-    mcts = compose("mcts", ["mcts.iterations=3", "mcts.expand_k=2", "mcts.node_max_tokens=32",
-                            "mcts.temperature=0.7"]).mcts
     with tempfile.TemporaryDirectory() as tmp, AnswerChecker() as checker:
-        engine = WholeNodes(HFEngine(str(build_tiny_model("qwen", Path(tmp) / "tiny")), batch_size=8))
+        engine = WholeNodes(HFEngine(str(build_tiny_model("qwen", Path(tmp) / "tiny")), batch_size=64))
         engine.generate(engine.chat(["warm up"]), max_new_tokens=4)
 
-        def searcher_for():
-            return Searcher([engine], checker, mcts, seed=0)
+        def searcher_for(reward: str = "answer_nodes"):
+            mcts = compose("mcts", [*OVERRIDES, f"mcts.reward={reward}"]).mcts
+            return lambda: Searcher([engine], checker, mcts, seed=0)
 
-        alone, trees1 = nodes_per_s(searcher_for, problems, per_call=1)
-        lockstep, trees8 = nodes_per_s(searcher_for, problems, per_call=N_PROBLEMS)
-    same = sum(a == b for a, b in zip(trees1, trees8, strict=True))
-    print(f"mcts, hf engine (batch 8), tiny qwen2 on CPU, {N_PROBLEMS} GSM8K problems, 3 rounds x 2 children "
-          f"+ probes, 32-token nodes (sampled, seeded per node), {sum(len(t['nodes']) - 1 for t in trees8)} nodes:")
-    print(f"  one tree at a time: {alone:.1f} nodes/s")
-    print(f"  {N_PROBLEMS} trees in lockstep: {lockstep:.1f} nodes/s")
-    print(f"  ratio lockstep / one at a time: {lockstep / alone:.2f}x; identical trees {same}/{N_PROBLEMS}")
+        alone, trees1, s1 = search(searcher_for(), problems, per_call=1, repeats=1)
+        lockstep, trees16, s16 = search(searcher_for(), problems, per_call=N_PROBLEMS, repeats=1)
+        nodes = sum(len(t["nodes"]) - 1 for t in trees16)
+        rollouts = {"answer_nodes": (sum(t["search"]["rollouts"] for t in trees16), s16.stats.engine_calls)}
+        _, trees_p, sp = search(searcher_for("probe_every_node"), problems, per_call=N_PROBLEMS, repeats=1)
+        rollouts["probe_every_node"] = (sum(t["search"]["rollouts"] for t in trees_p), sp.stats.engine_calls)
+    same = sum(a == b for a, b in zip(trees1, trees16, strict=True))
+    print(f"mcts, hf engine (batch 64), tiny qwen2 on CPU, {N_PROBLEMS} GSM8K problems, official search, 8 rollouts "
+          f"a tree, 16-token nodes (sampled, seeded per node), {nodes} nodes:")
+    print(f"  one tree at a time: {nodes / alone:.1f} nodes/s ({alone:.1f} s, {s1.stats.engine_calls} engine calls)")
+    print(f"  {N_PROBLEMS} trees in lockstep: {nodes / lockstep:.1f} nodes/s ({lockstep:.1f} s, "
+          f"{s16.stats.engine_calls} engine calls)")
+    print(f"  ratio lockstep / one at a time: {alone / lockstep:.2f}x wall clock, "
+          f"{s1.stats.engine_calls / s16.stats.engine_calls:.1f}x fewer engine calls; identical trees "
+          f"{same}/{N_PROBLEMS}")
+    for mode, (n, calls) in rollouts.items():
+        print(f"  reward={mode}: {n} rollouts in {calls} engine calls = {n / calls:.2f} rollouts per call "
+              f"({N_PROBLEMS} trees in lockstep)")
     return 0
 
 
