@@ -289,3 +289,36 @@ def test_a_rerun_counts_afresh_and_from_trees_extracts_again_without_searching(t
     assert again["engine_calls"] == stats["engine_calls"] and again["n_input"] == stats["n_input"]
     assert again["pairs_rule"]["prefix"] == "max" and again["reject_reasons"] == {"unsolved": 1}
     assert again["pair_shared_nodes_mean"] > stats["pair_shared_nodes_mean"]  # max shares more than min
+
+
+@pytest.mark.parametrize("family", ["qwen2", "llama"])
+def test_a_node_writer_continues_its_own_assistant_turn_in_its_chat_template(tmp_path, family):
+    """The prompt is exactly the writer's chat template of (user: base prompt + problem, assistant: the path so
+    far and the new node's head) with the assistant turn left open, for each family's template."""
+    from dlcot.engines.base import chat_with_template
+    from dlcot.testing import chat_template, synthetic_corpus, train_tiny_tokenizer
+    from dlcot.tokens import load_tokenizer
+
+    if family == "qwen2":
+        tok = load_tokenizer("qwen2")
+    else:
+        tok = train_tiny_tokenizer("llama", synthetic_corpus(20))
+        tok.chat_template = chat_template("llama3.jinja")
+    cfg = _cfg(tmp_path, "mcts.stop.max_rollouts=2")
+    problems = synthetic_problems(cfg.data, cfg.seed)[:1]
+    oracle = Oracle(problems)
+    oracle.chat = lambda texts, system_prompt=None: chat_with_template(tok, texts, system_prompt, "test")
+    (tree,), _, searcher = _search(cfg, problems, oracle)
+    m = searcher.cfg
+    user = m.base_prompt.replace("{problem}", problems[0].problem)
+    checked = 0
+    for kind, prompt in oracle.seen:
+        head = prompt[prompt.rindex(f"<{m.tags[kind]}>"):]
+        turns = ["".join(f"{p.text}\n" for p in tree.path(n)) + head for n in tree.nodes if n.kind != ANSWER]
+        turn = max((t for t in turns if prompt.endswith(t)), key=len)  # the parent's path, then the head
+        expected = tok.apply_chat_template([{"role": "user", "content": user},
+                                            {"role": "assistant", "content": turn}],
+                                           continue_final_message=True, tokenize=False)
+        assert prompt == expected, (kind, prompt[-200:], expected[-200:])
+        checked += 1
+    assert checked >= 5

@@ -124,7 +124,7 @@ def test_cdpo_logged_loss_is_the_closed_form_of_the_logged_margins(tmp_path):
     ignores label_smoothing, which this test catches)."""
     curves = {}
     for eps in (0.0, 0.1, 0.3):
-        stats = _train(tmp_path, f"e{eps}", f"train.label_smoothing={eps}", "train.max_steps=4",
+        stats = _train(tmp_path, f"e{eps}", f"train.label_smoothing={eps}", "train.max_steps=3",
                        "train.per_device_batch_size=1", "train.learning_rate=3e-3")
         losses = dict(map(tuple, stats["loss"]["curve"]))
         margins = dict(map(tuple, stats["preference"]["rewards/margins"]["curve"]))
