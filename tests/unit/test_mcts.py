@@ -268,7 +268,7 @@ def test_bad_mcts_settings_fail_at_composition_naming_the_key(tmp_path, override
 
 def test_settings_that_need_a_model_stop_before_any_search(tmp_path):
     with pytest.raises(ConfigError, match="set teacher.model"):
-        run(_cfg(tmp_path, "engine=hf"))
+        run(_cfg(tmp_path, "engine=hf", "teacher.name=qwen"))  # a model teacher without teacher.model
     assert not (tmp_path / "mcts").exists()
 
 
