@@ -106,7 +106,7 @@ def problem_key(text: str) -> str:
 def stated_answer(text: str) -> str | None:
     """The number the text's last `The answer is ...` ends on (commas dropped, `145.0` → `145`), or None."""
     found = _STATED.findall(text)
-    numbers = _NUMBER.findall(found[-1]) if found else []
+    numbers = _NUMBER.findall(re.split(r"\.\s", found[-1], maxsplit=1)[0]) if found else []  # up to the sentence end
     if not numbers:
         return None
     ans = numbers[-1].replace(",", "").replace(" ", "")
