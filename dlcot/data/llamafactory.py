@@ -113,7 +113,7 @@ def stated_answer(text: str) -> str | None:
     return re.sub(r"\.0+$", "", ans) if "." in ans and "/" not in ans else ans
 
 
-def _row_text(row: dict[str, Any], entry: Entry, where: str) -> tuple[str, str] | Reject:
+def row_text(row: dict[str, Any], entry: Entry, where: str) -> tuple[str, str] | Reject:
     """(problem, response) of one row, or a Reject naming the row and the field."""
     values = []
     for field_name in (entry.prompt, entry.response):
@@ -136,7 +136,7 @@ def gold_table(entry: Entry) -> dict[str, str]:
     """Problem key → gold answer from an answer-only entry (its output is the answer)."""
     gold: dict[str, str] = {}
     for i, row in enumerate(read_array(entry.path)):
-        got = _row_text(row, entry, str(i)) if isinstance(row, dict) else None
+        got = row_text(row, entry, str(i)) if isinstance(row, dict) else None
         if isinstance(got, tuple) and got[1].strip():
             answer = stated_answer(got[1]) or got[1].strip()
             gold.setdefault(problem_key(got[0]), answer)
@@ -161,7 +161,7 @@ def read_traces(entry: Entry, *, gold: dict[str, str] | None = None, heldout: se
         if not isinstance(row, dict):
             yield Reject(rid, "bad_json", f"{entry.path}: row {i}: expected an object, got {type(row).__name__}")
             continue
-        got = _row_text(row, entry, rid)
+        got = row_text(row, entry, rid)
         if isinstance(got, Reject):
             yield got
             continue
@@ -265,7 +265,7 @@ def heldout_problems(data: DictConfig, limit: int | None = None) -> tuple[list[P
     keys = heldout_set(data, gold)[:limit] if limit else heldout_set(data, gold)
     texts: dict[str, str] = {}
     for i, row in enumerate(read_array(entry.path)):
-        got = _row_text(row, entry, str(i)) if isinstance(row, dict) else None
+        got = row_text(row, entry, str(i)) if isinstance(row, dict) else None
         if isinstance(got, tuple):
             texts.setdefault(problem_key(got[0]), got[0])
     probs = [Problem(id=f"{data.name}/heldout/{hashlib.sha256(k.encode()).hexdigest()[:10]}", problem=texts[k],

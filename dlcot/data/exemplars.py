@@ -1,0 +1,63 @@
+"""Generation at a granularity level, calibrated on the key-factors release (arXiv 2502.18001): with
+`cot.granularity=k` an engine teacher is shown one solved problem *of level k from the released data* and asked to
+solve the next problem the same way, so the length and detail of its CoT follow the release's level k rather than
+a sentence of ours (`cot.guide=instruction` keeps the instruction sentences of conf/cot/key_factors.yaml).
+
+The exemplar is row `cot.exemplar_row` of the entry `cot.exemplar_entry` (`{level}` filled) in the
+`cot.exemplar_info` dataset_info.json; a problem is never its own exemplar (the next row is used instead). The
+answer then ends like the exemplar's, with `The answer is N`, and is kept whole as the trace's reasoning.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from omegaconf import DictConfig
+
+from dlcot.data.llamafactory import load_entry, problem_key, read_array, row_text
+from dlcot.errors import ConfigError
+
+GUIDES = ("exemplar", "instruction")
+
+
+@functools.cache
+def _solved(info: str, entry: str) -> tuple[tuple[str, str], ...]:
+    """(problem, CoT) rows of one released entry, in file order (usable rows only)."""
+    e = load_entry(info, entry)
+    rows = []
+    for i, row in enumerate(read_array(e.path)):
+        got = row_text(row, e, str(i)) if isinstance(row, dict) else None
+        if isinstance(got, tuple) and got[1].strip():
+            rows.append((got[0].strip(), got[1].strip()))
+    if not rows:
+        raise ConfigError(f"cot.exemplar_entry={entry!r}: no usable row in {e.path}")
+    return tuple(rows)
+
+
+def uses_exemplar(cot: DictConfig) -> bool:
+    """Whether `cot` asks for a released exemplar (a level is set and the guide is `exemplar`)."""
+    if cot.guide not in GUIDES:
+        raise ConfigError(f"cot.guide={cot.guide!r}: use one of {', '.join(GUIDES)}")
+    return cot.granularity is not None and cot.guide == "exemplar"
+
+
+def exemplar_for(cot: DictConfig, problem: str) -> tuple[str, str]:
+    """(problem, CoT) of the level-`cot.granularity` exemplar to show before `problem`."""
+    if not cot.exemplar_info or not cot.exemplar_entry:
+        raise ConfigError("cot.guide=exemplar needs cot.exemplar_info (a dataset_info.json) and cot.exemplar_entry "
+                          "(e.g. SVAMP_ChatGPT_level{level}); or cot.guide=instruction")
+    rows = _solved(str(cot.exemplar_info), str(cot.exemplar_entry).replace("{level}", str(cot.granularity)))
+    start = cot.exemplar_row % len(rows)
+    for k in range(len(rows)):
+        ex = rows[(start + k) % len(rows)]
+        if problem_key(ex[0]) != problem_key(problem):
+            return ex
+    raise ConfigError(f"cot.exemplar_entry: every row is the problem itself ({problem[:60]!r})")
+
+
+def exemplar_prompt(cot: DictConfig, problem: str, render: Callable[[str], str]) -> str:
+    """The one-shot prompt: the exemplar (rendered with the teacher's template), then the problem."""
+    ex_problem, ex_cot = exemplar_for(cot, problem)
+    return (f"Here is a solved example.\n\nQuestion: {render(ex_problem)}\nAnswer: {ex_cot}\n\n"
+            "Solve the next question in the same way, giving the same amount of detail in your steps, and end "
+            f"the same way.\n\nQuestion: {render(problem)}\nAnswer:")
