@@ -218,3 +218,34 @@ def test_real_release_every_svamp_entry_reads_with_gold_and_holds_out_the_same_p
     gpt = [words[f"SVAMP_ChatGPT_level{k}"] for k in range(1, 7)]
     assert gpt == sorted(gpt) and gpt[0] < 40 < 75 < gpt[5]  # the release's levels: ~35 → ~81 words
     assert words["SVAMP_only_ans"] == 1.0 and words["SVAMP_human"] < 15
+
+
+@pytest.mark.shared_data
+def test_every_documented_sweep_line_selects_released_entries_for_every_job(shared_data):
+    """The `dlcot sweep` lines in recipes/key_factors/*.yaml: every job names known students and its (teacher,
+    format, level) maps to an entry of the release that exists on disk."""
+    from dlcot.config import CONF_DIR, RECIPES_DIR
+    from dlcot.sweep import expand
+
+    info = shared_data / "keyfactors" / "dataset_info.json"
+    if not info.is_file():
+        pytest.skip("../shared/data/keyfactors not found")
+    recipes = [p for p in sorted((RECIPES_DIR / "key_factors").glob("*.yaml")) if "key_factors/svamp" in p.read_text()]
+    lines = [line.split("dlcot sweep ", 1)[1].split() for path in recipes  # those that read the release
+             for line in path.read_text().splitlines() if line.startswith("#   dlcot sweep ")]
+    assert len(lines) >= 6
+    n_jobs = 0
+    for args in lines:
+        fixed, jobs = expand(args)
+        recipe = next(a.split("=", 1)[1] for a in fixed if a.startswith("recipe="))
+        defaults = compose("train", [f"recipe={recipe}"])
+        assert defaults.data.source == "llamafactory"
+        for job in jobs:
+            settings = dict(ov.split("=", 1) for ov in [*fixed, *job])
+            assert (CONF_DIR / "student" / f"{settings.get('student', defaults.student.name)}.yaml").is_file()
+            cot = OmegaConf.merge(defaults.cot, OmegaConf.from_dotlist(
+                [f"{k[4:]}={v}" for k, v in settings.items() if k.startswith("cot.")]))
+            name, _ = entry_name(defaults.data, settings.get("teacher", defaults.teacher.name), cot)
+            assert load_entry(info, name).path.is_file(), (args, job, name)
+            n_jobs += 1
+    assert n_jobs > 60
