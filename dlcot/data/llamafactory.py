@@ -255,6 +255,18 @@ def training_traces(cfg: DictConfig) -> tuple[Path, Iterator[Trace | Reject], di
     return entry.path, read_traces(entry, gold=gold, heldout=frozenset(held), teacher=meta["teacher"]), meta
 
 
+def training_problems(data: DictConfig) -> Iterator[Problem | Reject]:
+    """The gold entry's problems minus the held-out ones, with gold: what an engine teacher writes new CoT for
+    (`dlcot generate data=kf_svamp cot.granularity=k`)."""
+    if not data.dataset_info or not data.gold_entry:
+        raise ConfigError(f"data={data.name}: problems to generate for come from data.gold_entry (the answer-only "
+                          "entry); set it, or pass input=FILE")
+    gold = load_gold(data)
+    held = frozenset(heldout_set(data, gold))
+    for rec in read_traces(load_entry(data.dataset_info, data.gold_entry), gold=gold, heldout=held):
+        yield rec if isinstance(rec, Reject) else Problem(id=rec.id, problem=rec.problem, gold_answer=rec.gold_answer)
+
+
 def heldout_problems(data: DictConfig, limit: int | None = None) -> tuple[list[Problem], str]:
     """The held-out problems (benchmark kind `heldout`), with gold, in a fixed order; and where they came from."""
     if not data.dataset_info or not data.heldout:

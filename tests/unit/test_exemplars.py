@@ -10,6 +10,7 @@ from test_llamafactory import PROBLEMS, release
 from dlcot.cli import run_command
 from dlcot.config import compose
 from dlcot.data.exemplars import exemplar_for, exemplar_prompt, uses_exemplar
+from dlcot.data.llamafactory import problem_key
 from dlcot.errors import ConfigError
 
 
@@ -33,17 +34,25 @@ def test_the_exemplar_is_a_released_row_of_the_level_and_never_the_problem(tmp_p
 
 
 def test_generate_prompts_with_the_levels_exemplar_and_keeps_the_answer_as_is(tmp_path):
+    """`dlcot generate data=kf_svamp cot.granularity=k`: the release's training problems (held-out ones left out),
+    each prompted with the level-k exemplar; the teacher's answer is kept whole in the release's form."""
     info = release(tmp_path)
-    probs = tmp_path / "p.jsonl"
-    probs.write_text(json.dumps({"id": "a", "problem": "Tom has 2 pens and buys 2. How many?", "answer": "4"}) + "\n")
     rules = ["engine.rules.default='Two. The answer is 4'",  # level 1's exemplar is short; level 2's reaches here:
-             "+engine.rules.starts='Tom starts with 2 pens, then buys 2 more: 2 + 2 = 4. The answer is 4'"]
-    args = [f"input={probs}", "teacher=gpt4o", "engine=scripted", *rules, f"cot.exemplar_info={info}"]
+             "+engine.rules.starts='Sam starts with some, then buys more: a + b. The answer is 4'"]
+    args = ["data=kf_svamp", f"data.dataset_info={info}", "data.heldout=2", "teacher=gpt4o", "engine=scripted",
+            *rules, f"cot.exemplar_info={info}"]
     by_level = {}
     for level in (1, 2):
         out = run_command("generate", [*args, f"cot.granularity={level}", f"output={tmp_path / str(level)}"])
-        (trace,) = [json.loads(line) for line in (out / "traces.jsonl").read_text().splitlines()]
-        assert trace["cot_granularity"] == level and trace["response"] == ""
-        by_level[level] = trace["reasoning"]
-    assert by_level == {1: "Two. The answer is 4",
-                        2: "Tom starts with 2 pens, then buys 2 more: 2 + 2 = 4. The answer is 4"}
+        traces = [json.loads(line) for line in (out / "traces.jsonl").read_text().splitlines()]
+        assert len(traces) == 4 and all(t["id"].startswith("SVAMP_only_ans/") for t in traces)
+        assert {t["problem"].split()[2] for t in traces} <= {"3", "10", "7", "2", "6", "8"}
+        assert all(t["cot_granularity"] == level and t["response"] == "" for t in traces)
+        by_level[level] = {problem_key(t["problem"]): t["reasoning"] for t in traces}
+        stats = json.loads((out / "stats.json").read_text())
+        assert stats["n_kept"] == 4 and stats["reject_reasons"] == {"heldout": 2}
+    assert set(by_level[1].values()) == {"Two. The answer is 4"}
+    long = "Sam starts with some, then buys more: a + b. The answer is 4"
+    # level 2's exemplar is its row 0, except for row 0's own problem, shown row 1 (not "Sam starts ...")
+    assert by_level[2] == {p: "Two. The answer is 4" if p == PROBLEMS[0] else long for p in by_level[1]}
+    assert PROBLEMS[0] in by_level[2]  # (row 0 is not among the held-out problems of this fixture)
