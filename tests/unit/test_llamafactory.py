@@ -249,3 +249,17 @@ def test_every_documented_sweep_line_selects_released_entries_for_every_job(shar
             assert load_entry(info, name).path.is_file(), (args, job, name)
             n_jobs += 1
     assert n_jobs > 60
+
+
+def test_heldout_benchmark_is_read_through_the_data_group(tmp_path):
+    from dlcot.eval.benchmarks import load_benchmark
+
+    info = release(tmp_path)
+    cfg = _cfg(info)
+    bench = compose("eval", ["benchmark=kf_svamp_heldout"]).eval.benchmark
+    probs, rejects, source = load_benchmark(bench, data=cfg.data, seed=0, limit=None)
+    assert [p.id for p in probs] == [p.id for p in heldout_problems(cfg.data)[0]] and len(probs) == 2
+    assert not rejects and "held-out problems of SVAMP_only_ans" in source
+    assert load_benchmark(bench, data=cfg.data, seed=0, limit=1)[0] == probs[:1]
+    with pytest.raises(ConfigError, match="benchmark kind heldout needs a data group with held-out problems"):
+        load_benchmark(bench, data=_cfg(info, "data.heldout=0").data, seed=0)
