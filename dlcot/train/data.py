@@ -212,6 +212,7 @@ def build_sft_data(cfg: DictConfig, tokenizer) -> SFTData:
         messages.append(conv)
         ids.append(rec.id)
         counts["enhanced"] += train.thought != "raw" and isinstance(rec.extra.get("enhanced"), str)
+        counts["answer_mismatch"] += rec.extra.get("answer_mismatch") is True  # released rows: teacher != gold
         counts["tokens"] += n_tokens
         counts["assistant_tokens"] += n_assistant
     stats = {**account(path, "SFT examples", n_input, len(messages), rejects, train),
@@ -220,5 +221,5 @@ def build_sft_data(cfg: DictConfig, tokenizer) -> SFTData:
              "dataset_assistant_tokens": counts["assistant_tokens"], "thought": train.thought,
              "n_enhanced_thoughts": counts["enhanced"], "target": train.target}
     if source:
-        stats["source"] = source
+        stats["source"] = {**source, "n_answer_mismatch": counts["answer_mismatch"]}
     return SFTData(messages, ids, rejects, stats)

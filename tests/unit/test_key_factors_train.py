@@ -57,6 +57,7 @@ def test_released_entry_becomes_sft_examples_without_conversion(tmp_path, tiny_l
     data = build_sft_data(cfg, load_tokenizer(cfg.student, str(tiny_llama_dir)))
     assert data.stats["n_input"] == 6 and data.stats["n_kept"] == 4 and data.stats["reject_reasons"] == {"heldout": 2}
     assert data.stats["source"]["entry"] == "SVAMP_ChatGPT_level1" and data.stats["target"] == "as_is"
+    assert data.stats["source"]["n_answer_mismatch"] == 0
     rows = {r["instruction"]: r["output"] for r in json.loads((tmp_path / "l1.json").read_text())}
     for conv in data.messages:
         assert conv[-1]["content"] == rows[conv[0]["content"]].strip()
@@ -66,7 +67,7 @@ def test_a_json_array_file_as_train_data_takes_gold_from_the_answer_statement(tm
     release(tmp_path)
     cfg = _cfg(f"train.data={tmp_path / 'l2.json'}", "train.target=as_is")
     data = build_sft_data(cfg, load_tokenizer(cfg.student, str(tiny_llama_dir)))
-    assert data.stats["n_kept"] == 6 and data.ids[0] == "l2/0"
+    assert data.stats["n_kept"] == 6 and data.ids[0] == "l2/0" and data.stats["source"]["n_answer_mismatch"] == 0
     assert [m[0]["content"] for m in data.messages] == PROBLEMS
 
 
@@ -113,3 +114,11 @@ def test_paper_training_setup_is_the_recipe_default():
     assert (cfg.seed, t.target, t.lora.enabled, cfg.engine.temperature, cfg.eval.n) == (100, "as_is", False, 0.0, 1)
     assert cfg.stages[-1].overrides[-1] == "benchmark=kf_svamp_heldout"
     assert Path(cfg.stages[0].launch).name == "zero3.yaml"
+
+
+def test_teacher_errors_are_counted_in_train_stats(tmp_path, tiny_llama_dir):
+    info = release(tmp_path)
+    cfg = _cfg("data=kf_svamp", f"data.dataset_info={info}", "data.heldout=0", "teacher=gpt4o", "cot.granularity=2",
+               "train.target=as_is")
+    data = build_sft_data(cfg, load_tokenizer(cfg.student, str(tiny_llama_dir)))
+    assert data.stats["n_kept"] == 6 and data.stats["source"]["n_answer_mismatch"] == 1  # "The answer is 99" vs 15
