@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from dlcot.records import Problem, Reject, Trace
 _STATED = re.compile(r"[Tt]he (?:final )?answer is:?([^\n]*)")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|-?\.\d+")
 HELDOUT_SALT = "dlcot.keyfactors.heldout"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -133,15 +135,24 @@ def row_text(row: dict[str, Any], entry: Entry, where: str) -> tuple[str, str] |
 
 
 def gold_table(entry: Entry) -> dict[str, str]:
-    """Problem key → gold answer from an answer-only entry (its output is the answer)."""
+    """Problem key → gold answer from an answer-only entry (its output is the answer). Unusable rows are logged
+    and skipped (their problems fall back to `The answer is N`); two different golds for one problem are an error."""
     gold: dict[str, str] = {}
+    skipped = 0
     for i, row in enumerate(read_array(entry.path)):
         got = row_text(row, entry, str(i)) if isinstance(row, dict) else None
-        if isinstance(got, tuple) and got[1].strip():
-            answer = stated_answer(got[1]) or got[1].strip()
-            gold.setdefault(problem_key(got[0]), answer)
+        if not (isinstance(got, tuple) and got[1].strip()):
+            skipped += 1
+            continue
+        key, answer = problem_key(got[0]), stated_answer(got[1]) or got[1].strip()
+        if gold.setdefault(key, answer) != answer:
+            raise RecordError(f"row {i}: problem {got[0][:60]!r} has two gold answers ({gold[key]!r}, {answer!r})",
+                              path=entry.path)
     if not gold:
         raise RecordError(f"the gold entry {entry.name!r} has no usable row", path=entry.path)
+    if skipped:
+        log.warning("gold entry %s: %d of %d rows unusable (no problem or empty answer), skipped", entry.name,
+                    skipped, skipped + len(gold))
     return gold
 
 

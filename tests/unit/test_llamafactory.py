@@ -263,3 +263,13 @@ def test_heldout_benchmark_is_read_through_the_data_group(tmp_path):
     assert load_benchmark(bench, data=cfg.data, seed=0, limit=1)[0] == probs[:1]
     with pytest.raises(ConfigError, match="benchmark kind heldout needs a data group with held-out problems"):
         load_benchmark(bench, data=_cfg(info, "data.heldout=0").data, seed=0)
+
+
+def test_gold_file_with_two_answers_for_one_problem_is_an_error(tmp_path):
+    from dlcot.data.llamafactory import gold_table
+
+    info = release(tmp_path)
+    only = json.loads((tmp_path / "only.json").read_text())
+    (tmp_path / "only.json").write_text(json.dumps([*only, {"instruction": PROBLEMS[2], "output": "15"}]))
+    with pytest.raises(RecordError, match=r"only.json: row 6: problem .* has two gold answers \('14', '15'\)"):
+        gold_table(load_entry(info, "SVAMP_only_ans"))
