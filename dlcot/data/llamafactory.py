@@ -181,15 +181,15 @@ def read_traces(entry: Entry, *, gold: dict[str, str] | None = None, heldout: se
         if key in heldout:
             yield Reject(rid, "heldout", f"{entry.path}: row {i}: problem held out for evaluation")
             continue
+        if not output.strip():
+            yield Reject(rid, "empty_output", f"{entry.path}: row {i}: field {entry.response!r} is empty")
+            continue
         stated = stated_answer(output)
         joined = (gold or {}).get(key)
         answer = joined or stated
         if not answer:
             yield Reject(rid, "no_gold", f"{entry.path}: row {i}: no gold answer (problem not in the gold entry"
                          " and no `The answer is N` in the output)")
-            continue
-        if not output.strip():
-            yield Reject(rid, "empty_output", f"{entry.path}: row {i}: field {entry.response!r} is empty")
             continue
         yield Trace(id=rid, problem=problem, reasoning=output, gold_answer=answer, teacher=teacher,
                     source=entry.name, extra={"stated_answer": stated,
