@@ -67,7 +67,7 @@ class CotConfig:
     # cot.granularity=k with guide=exemplar (dlcot.data.exemplars): one released CoT of level k shown before the problem
     guide: str = "exemplar"  # exemplar | instruction (the sentences above)
     exemplar_info: str | None = None  # LLaMA-Factory dataset_info.json of the release
-    exemplar_entry: str | None = None  # entry of level k, `{level}` filled (SVAMP_ChatGPT_level{level})
+    exemplar_entries: dict[str, str] = field(default_factory=dict)  # "format[/level]" → entry ({level} filled)
     exemplar_row: int = 0  # which row of that entry (the next one when it is the problem itself)
 
 

@@ -3,9 +3,11 @@
 solve the next problem the same way, so the length and detail of its CoT follow the release's level k rather than
 a sentence of ours (`cot.guide=instruction` keeps the instruction sentences of conf/cot/key_factors.yaml).
 
-The exemplar is row `cot.exemplar_row` of the entry `cot.exemplar_entry` (`{level}` filled) in the
-`cot.exemplar_info` dataset_info.json; a problem is never its own exemplar (the next row is used instead). The
-answer then ends like the exemplar's, with `The answer is N`, and is kept whole as the trace's reasoning.
+The exemplar is row `cot.exemplar_row` of the entry `cot.exemplar_entries` names for the format and level
+(`bsm/3`, else `cot` with `{level}` filled) in the `cot.exemplar_info` dataset_info.json, so a format sweep shows
+the release's own format at that level. A problem is never its own exemplar (the next row is used instead); the
+format instruction sentence comes before it. The answer ends like the exemplar's, with `The answer is N`, and is
+kept whole as the trace's reasoning.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ def _solved(info: str, entry: str) -> tuple[tuple[str, str], ...]:
         if isinstance(got, tuple) and got[1].strip():
             rows.append((got[0].strip(), got[1].strip()))
     if not rows:
-        raise ConfigError(f"cot.exemplar_entry={entry!r}: no usable row in {e.path}")
+        raise ConfigError(f"cot.exemplar_entries: {entry!r} has no usable row in {e.path}")
     return tuple(rows)
 
 
@@ -41,18 +43,27 @@ def uses_exemplar(cot: DictConfig) -> bool:
     return cot.granularity is not None and cot.guide == "exemplar"
 
 
+def exemplar_entry(cot: DictConfig) -> str:
+    """The released entry the exemplar of (cot.format, cot.granularity) comes from."""
+    entries = dict(cot.exemplar_entries)
+    pattern = entries.get(f"{cot.format}/{cot.granularity}") or entries.get(str(cot.format))
+    if not cot.exemplar_info or pattern is None:
+        raise ConfigError(f"cot.guide=exemplar needs cot.exemplar_info (a dataset_info.json; now "
+                          f"{cot.exemplar_info}) and a cot.exemplar_entries key {cot.format}/{cot.granularity} or "
+                          f"{cot.format} (has: {', '.join(entries) or 'none'}); or use cot.guide=instruction")
+    return str(pattern).replace("{level}", str(cot.granularity))
+
+
 def exemplar_for(cot: DictConfig, problem: str) -> tuple[str, str]:
     """(problem, CoT) of the level-`cot.granularity` exemplar to show before `problem`."""
-    if not cot.exemplar_info or not cot.exemplar_entry:
-        raise ConfigError("cot.guide=exemplar needs cot.exemplar_info (a dataset_info.json) and cot.exemplar_entry "
-                          "(e.g. SVAMP_ChatGPT_level{level}); or cot.guide=instruction")
-    rows = _solved(str(cot.exemplar_info), str(cot.exemplar_entry).replace("{level}", str(cot.granularity)))
+    rows = _solved(str(cot.exemplar_info), exemplar_entry(cot))
     start = cot.exemplar_row % len(rows)
     for k in range(len(rows)):
         ex = rows[(start + k) % len(rows)]
         if problem_key(ex[0]) != problem_key(problem):
             return ex
-    raise ConfigError(f"cot.exemplar_entry: every row is the problem itself ({problem[:60]!r})")
+    raise ConfigError(f"cot.exemplar_entries: every row of {exemplar_entry(cot)} is the problem itself "
+                      f"({problem[:60]!r})")
 
 
 def exemplar_prompt(cot: DictConfig, problem: str, render: Callable[[str], str]) -> str:

@@ -9,7 +9,7 @@ from test_llamafactory import PROBLEMS, release
 
 from dlcot.cli import run_command
 from dlcot.config import compose
-from dlcot.data.exemplars import exemplar_for, exemplar_prompt, uses_exemplar
+from dlcot.data.exemplars import exemplar_entry, exemplar_for, exemplar_prompt, uses_exemplar
 from dlcot.data.llamafactory import problem_key
 from dlcot.errors import ConfigError
 
@@ -21,7 +21,7 @@ def _cot(info, *overrides: str):
 def test_the_exemplar_is_a_released_row_of_the_level_and_never_the_problem(tmp_path):
     info = release(tmp_path)
     cot = _cot(info, "cot.granularity=2")
-    assert uses_exemplar(cot) and cot.exemplar_entry == "SVAMP_ChatGPT_level{level}"
+    assert uses_exemplar(cot) and exemplar_entry(cot) == "SVAMP_ChatGPT_level2"
     rows = json.loads((tmp_path / "l2.json").read_text())
     assert exemplar_for(cot, "Some other problem?") == (rows[0]["instruction"], rows[0]["output"])
     assert exemplar_for(cot, "  " + PROBLEMS[0]) == (rows[1]["instruction"], rows[1]["output"])  # not itself
@@ -56,3 +56,12 @@ def test_generate_prompts_with_the_levels_exemplar_and_keeps_the_answer_as_is(tm
     # level 2's exemplar is its row 0, except for row 0's own problem, shown row 1 (not "Sam starts ...")
     assert by_level[2] == {p: "Two. The answer is 4" if p == PROBLEMS[0] else long for p in by_level[1]}
     assert PROBLEMS[0] in by_level[2]  # (row 0 is not among the held-out problems of this fixture)
+
+
+def test_a_format_sweep_shows_the_formats_own_release_at_that_level():
+    cot = lambda *o: compose("generate", list(o)).cot  # noqa: E731
+    assert exemplar_entry(cot("cot.format=sym", "cot.granularity=3")) == "svamp_bloom_sym"
+    assert exemplar_entry(cot("cot.format=rar", "cot.granularity=5")) == "svamp_gemma_rar"
+    assert exemplar_entry(cot("cot.granularity=6")) == "SVAMP_ChatGPT_level6"
+    with pytest.raises(ConfigError, match="a cot.exemplar_entries key bsm/4 or bsm"):
+        exemplar_entry(cot("cot.format=bsm", "cot.granularity=4"))
