@@ -136,6 +136,12 @@ def run(cfg: DictConfig) -> Path:
     writer.writerows(rows)
     atomic_write_text(out / "report.csv", buf.getvalue())
     _plot(rows, out / "accuracy_vs_tokens.png")
+    from dlcot.report_factors import report as key_factors_report
+
+    factors = key_factors_report(runs)  # the key-factors paper's table (students x level/format/teacher), if any
+    if factors:
+        atomic_write_text(out / "key_factors.md", factors)
+        print(factors)
     atomic_write_text(out / "report.md", f"# dlcot report: {runs}\n\n{to_markdown(rows)}\n"
-                      "![accuracy vs tokens](accuracy_vs_tokens.png)\n")
+                      "![accuracy vs tokens](accuracy_vs_tokens.png)\n" + (f"\n{factors}" if factors else ""))
     return out / "report.md"

@@ -30,6 +30,11 @@ class DataConfig:
     max_steps: int = 3
     max_operand: int = 20
     heldout: int = 0  # problems after the training set, for evaluation
+    # source=llamafactory (dlcot.data.llamafactory): JSON-array files registered in a LLaMA-Factory dataset_info.json
+    dataset_info: str | None = None  # the dataset_info.json (or its folder)
+    entry: str | None = None  # an entry by name; None: from `entries` by teacher.name / cot.format / cot.granularity
+    entries: dict[str, str] = field(default_factory=dict)  # "teacher/format[/level]" → entry name ({level} filled)
+    gold_entry: str | None = None  # answer-only entry whose outputs are the gold answers (joined on problem text)
 
 
 @dataclass
@@ -59,6 +64,11 @@ class CotConfig:
     format: str = "cot"
     granularity_instructions: dict[int, str] = field(default_factory=dict)
     format_instructions: dict[str, str] = field(default_factory=dict)
+    # cot.granularity=k with guide=exemplar (dlcot.data.exemplars): one released CoT of level k shown before the problem
+    guide: str = "exemplar"  # exemplar | instruction (the sentences above)
+    exemplar_info: str | None = None  # LLaMA-Factory dataset_info.json of the release
+    exemplar_entries: dict[str, str] = field(default_factory=dict)  # "format[/level]" → entry ({level} filled)
+    exemplar_row: int = 0  # which row of that entry (the next one when it is the problem itself)
 
 
 @dataclass
@@ -212,6 +222,7 @@ class TrainConfig:
     system_prompt: str | None = None
     prompt_template: str = "{problem}"
     missing_response: str = "reject"  # reject | boxed_gold (`The final answer is \\boxed{gold}` after </think>)
+    target: str = "think"  # think (<think>thought</think> response) | as_is (the teacher's text as it is: key factors)
     max_length: int = 4096
     length_policy: str = "drop"  # drop | truncate | error, for examples longer than max_length (tokens)
     packing: bool = False
@@ -255,7 +266,7 @@ class BenchmarkConfig:
     the options, the first being correct) are shuffled per row with a seeded RNG and graded as letters.
     """
     name: str = "math500"
-    kind: str = "math"  # math | multiple_choice | synthetic
+    kind: str = "math"  # math | multiple_choice | synthetic | heldout (data.heldout problems of a released set)
     path: str | None = None
     hub_name: str | None = None
     hub_config: str | None = None

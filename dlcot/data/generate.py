@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from dlcot.answers import split_thought
 from dlcot.config import prepare_run_dir, to_dict
+from dlcot.data.exemplars import exemplar_prompt, uses_exemplar
 from dlcot.data.sources import pending_problems
 from dlcot.errors import ConfigError
 from dlcot.records import Reject, ResumableJsonl, atomic_write_json, to_json_dict, write_jsonl
@@ -29,7 +30,8 @@ log = logging.getLogger(__name__)
 
 
 def cot_instruction(cot: DictConfig) -> str:
-    """The format and granularity instructions `cot` selects (empty for the teacher's own CoT)."""
+    """The format and granularity instructions `cot` selects (empty for the teacher's own CoT; no granularity
+    sentence when a released exemplar shows the level, cot.guide=exemplar)."""
     if cot.format not in cot.format_instructions:
         raise ConfigError(f"cot.format={cot.format!r}: use one of {', '.join(cot.format_instructions)}")
     parts = [cot.format_instructions[cot.format]]
@@ -37,13 +39,14 @@ def cot_instruction(cot: DictConfig) -> str:
         if cot.granularity not in cot.granularity_instructions:
             raise ConfigError(f"cot.granularity={cot.granularity}: use null (the teacher's own) or one of "
                               f"{', '.join(str(k) for k in cot.granularity_instructions)} (1 coarsest)")
-        parts.append(cot.granularity_instructions[cot.granularity])
+        if not uses_exemplar(cot):  # with an exemplar (the default) the level is shown, not said
+            parts.append(cot.granularity_instructions[cot.granularity])
     return " ".join(p for p in parts if p)
 
 
 def run(cfg: DictConfig) -> Path:
     instruction = cot_instruction(cfg.cot)
-    if instruction and cfg.teacher.name == "synthetic":
+    if (instruction or cfg.cot.granularity is not None) and cfg.teacher.name == "synthetic":
         raise ConfigError("teacher=synthetic writes its own CoT and follows no cot.granularity / cot.format; "
                           "use an engine teacher (teacher.model=..., engine=vllm|hf|openai) for key-factor sweeps")
     out = prepare_run_dir(cfg)
@@ -74,7 +77,10 @@ def _synthetic(cfg: DictConfig, out: Path) -> dict:
             "n_heldout": len(heldout), "n_correct": sum(t.is_correct for t in traces), "reject_reasons": {}}
 
 
-def _prompt(teacher: DictConfig, problem, instruction: str) -> str:
+def _prompt(teacher: DictConfig, cot: DictConfig, problem, instruction: str) -> str:
+    if uses_exemplar(cot):  # one released CoT of the level, then the problem (dlcot.data.exemplars)
+        shown = exemplar_prompt(cot, problem.problem, lambda q: teacher.prompt_template.format(problem=q))
+        return f"{instruction}\n\n{shown}" if instruction else shown
     text = teacher.prompt_template.format(problem=problem.problem)
     return f"{text}\n\n{instruction}" if instruction else text
 
@@ -93,11 +99,12 @@ def _with_engine(cfg: DictConfig, out: Path, instruction: str) -> dict:
 
     n_input, todo = pending_problems(cfg, rejects, lambda pid: all(tid in done for tid in sample_ids(pid)))
     engine = make_engine(cfg.engine, model_path=t.model, tokenizer_name=cfg.tokenizer, seed=cfg.seed)
+    exemplar = uses_exemplar(cfg.cot)
     try:
         step = max(1, cfg.engine.batch_size)
         for i in tqdm(range(0, len(todo), step), desc=f"teacher {t.name}", disable=None):
             batch = todo[i:i + step]
-            prompts = engine.chat([_prompt(t, p, instruction) for p in batch], t.system_prompt)
+            prompts = engine.chat([_prompt(t, cfg.cot, p, instruction) for p in batch], t.system_prompt)
             outs = engine.generate(prompts, n=t.n, max_new_tokens=t.max_new_tokens, temperature=t.temperature,
                                    top_p=t.top_p, seed=cfg.seed, keys=[p.id for p in batch])
             for prob, comps in zip(batch, outs, strict=True):
@@ -105,9 +112,11 @@ def _with_engine(cfg: DictConfig, out: Path, instruction: str) -> dict:
                     if tid in done:  # written before a crash that cut this problem's samples short
                         continue
                     thought, after = split_thought(comp.text)
+                    if not thought and exemplar:  # the release's form: the CoT as is, ending `The answer is N`
+                        thought, after = comp.text, ""
                     if comp.finish_reason == "length":
                         rejects.write(Reject(tid, "truncated", f"hit max_new_tokens={t.max_new_tokens}"))
-                    elif not thought:
+                    elif not thought.strip():
                         rejects.write(Reject(tid, "unclosed_thought", "no </think> in the teacher's output"))
                     else:
                         rec = {**to_json_dict(prob), "id": tid, "reasoning": thought.replace("<think>", "", 1).strip(),

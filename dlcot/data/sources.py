@@ -39,6 +39,14 @@ def load_records(data: DictConfig, kind: type[R], path: str | None = None) -> It
         else:
             yield from read_records(p, kind, mapping, limit=data.limit)
         return
+    if data.source == "llamafactory":  # a released answer-only entry's problems (dlcot.data.llamafactory)
+        if kind is not Problem:
+            raise ConfigError(f"data={data.name}: released CoT is read by `dlcot train` itself; other stages take "
+                              "input=FILE")
+        from dlcot.data.llamafactory import training_problems
+
+        yield from training_problems(data)  # type: ignore[misc]
+        return
     if data.source == "hub" and data.hub_name:
         from datasets import load_dataset  # GPU clusters: needs the Hugging Face Hub
 

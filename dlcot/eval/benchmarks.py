@@ -42,6 +42,11 @@ def load_benchmark(bench: DictConfig, *, data: DictConfig, seed: int, limit: int
         count = limit or data.heldout or 100
         probs = synthetic_problems(data, seed, start=data.n_problems, count=count)
         return probs, [], f"dlcot.data.synthetic seed={seed} problems {data.n_problems}..{data.n_problems + count - 1}"
+    if bench.kind == "heldout":  # problems held out of a released dataset's every file (dlcot.data.llamafactory)
+        from dlcot.data.llamafactory import heldout_problems
+
+        probs, source = heldout_problems(data, limit)
+        return probs, [], source
     mapping = to_dict(bench.fields)
     if bench.kind == "multiple_choice":
         if len(bench.choices) < 2:

@@ -14,6 +14,7 @@ labels are exactly the assistant mask computed the same way here.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -67,7 +68,11 @@ def assistant_text(trace: Trace, train: DictConfig, student: DictConfig) -> str 
 
 def assistant_content(rid: str, reasoning: str, response: str | None, gold_answer: str | None, train: DictConfig,
                       student: DictConfig) -> str | Reject:
-    """`<think>\\n thought \\n</think>\\n\\n response`, or a Reject when there is nothing to learn."""
+    """`<think>\\n thought \\n</think>\\n\\n response`, or with `train.target=as_is` the teacher's text as it is
+    (thought, then the response if any: the key-factors paper's target), or a Reject when there is nothing to learn."""
+    if train.target == "as_is":
+        text = reasoning.strip() if not (response or "").strip() else f"{reasoning.strip()}\n\n{response.strip()}"
+        return text if text.strip() else Reject(rid, "empty_assistant", "the teacher text is empty")
     reasoning = reasoning.strip()
     response = (response or "").strip()
     gold = (gold_answer or "").strip()
@@ -122,15 +127,20 @@ def check_turn_end(ids: list[int], mask: list[int], tokenizer, example_id: str) 
                          "put the end-of-turn token inside {% generation %} or set student.eos_token")
 
 
-def data_path(train: DictConfig, kinds: str) -> Path:
+TARGETS = ("think", "as_is")
+
+
+def data_path(train: DictConfig, kinds: str, *, required: bool = True) -> Path:
     """`train.data`, after the option checks both stages share."""
-    if not train.data:
+    if not train.data and required:
         raise ConfigError(f"train.data is not set: pass train.data=PATH ({kinds})")
+    if train.target not in TARGETS:
+        raise ConfigError(f"train.target={train.target!r}: use one of {', '.join(TARGETS)}")
     if train.missing_response not in ("reject", "boxed_gold"):
         raise ConfigError(f"train.missing_response={train.missing_response!r}: use reject or boxed_gold")
     if train.length_policy not in LENGTH_POLICIES:
         raise ConfigError(f"train.length_policy={train.length_policy!r}: use one of {', '.join(LENGTH_POLICIES)}")
-    return Path(train.data)
+    return Path(train.data or ".")
 
 
 def over_length(n_tokens: int, prompt_tokens: int, train: DictConfig, path: Path, rid: str) -> Reject | bool:
@@ -165,14 +175,23 @@ def account(path: Path, what: str, n_input: int, n_kept: int, rejects: list[Reje
 def build_sft_data(cfg: DictConfig, tokenizer) -> SFTData:
     """Read `cfg.train.data`, build conversations, apply the length policy; errors before any training."""
     train, student = cfg.train, cfg.student
-    path = data_path(train, "traces.jsonl, enhanced.jsonl or sft.jsonl")
+    released = cfg.data.source == "llamafactory" and not train.data  # key factors: a dataset_info.json entry
+    path = data_path(train, "traces.jsonl, enhanced.jsonl or sft.jsonl; or data=kf_*", required=not released)
     if train.thought not in THOUGHTS:
         raise ConfigError(f"train.thought={train.thought!r}: use one of {', '.join(THOUGHTS)}")
     messages, ids, rejects = [], [], []
     counts: Counter[str] = Counter()
-    n_input = 0
-    for rec in read_records(path, Trace, mapping=dict(train.fields), limit=train.limit,
-                            fields_key="train.fields"):
+    n_input, source = 0, {}
+    if released or path.suffix == ".json":  # a JSON array (LLaMA-Factory format): gold from `The answer is N`
+        from dlcot.data.llamafactory import Entry, read_traces, training_traces
+
+        path, records, source = training_traces(cfg) if released else (
+            path, read_traces(Entry(path.stem, path, prompt=train.fields.get("problem", "instruction"),
+                               response=train.fields.get("reasoning", "output"))), {"file": str(path)})
+        records = itertools.islice(records, train.limit)
+    else:
+        records = read_records(path, Trace, mapping=dict(train.fields), limit=train.limit, fields_key="train.fields")
+    for rec in records:
         n_input += 1
         conv = rec if isinstance(rec, Reject) else conversation(rec, train, student)
         if isinstance(conv, Reject):
@@ -193,11 +212,14 @@ def build_sft_data(cfg: DictConfig, tokenizer) -> SFTData:
         messages.append(conv)
         ids.append(rec.id)
         counts["enhanced"] += train.thought != "raw" and isinstance(rec.extra.get("enhanced"), str)
+        counts["answer_mismatch"] += rec.extra.get("answer_mismatch") is True  # released rows: teacher != gold
         counts["tokens"] += n_tokens
         counts["assistant_tokens"] += n_assistant
     stats = {**account(path, "SFT examples", n_input, len(messages), rejects, train),
              "truncated": counts["truncated"],
              "tokens_truncated": counts["tokens_truncated"], "dataset_tokens": counts["tokens"],
              "dataset_assistant_tokens": counts["assistant_tokens"], "thought": train.thought,
-             "n_enhanced_thoughts": counts["enhanced"]}
+             "n_enhanced_thoughts": counts["enhanced"], "target": train.target}
+    if source:
+        stats["source"] = {**source, "n_answer_mismatch": counts["answer_mismatch"]}
     return SFTData(messages, ids, rejects, stats)

@@ -20,7 +20,7 @@ def load(name: str, *overrides: str, limit: int | None = None):
 def test_every_benchmark_option_composes(name):
     cfg = compose("eval", [f"benchmark={name}"])
     assert cfg.eval.benchmark.name == name
-    assert cfg.eval.benchmark.path or cfg.eval.benchmark.hub_name or cfg.eval.benchmark.kind == "synthetic"
+    assert cfg.eval.benchmark.path or cfg.eval.benchmark.hub_name or cfg.eval.benchmark.kind in ("synthetic", "heldout")
 
 
 def test_unknown_benchmark_names_the_known_ones():

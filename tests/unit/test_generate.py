@@ -79,7 +79,8 @@ def test_engine_teacher_is_asked_for_the_cot_granularity_and_format(tmp_path):
     probs.write_text(json.dumps({"id": "a", "problem": "one plus one?", "answer": "2"}) + "\n")
     rule = "engine.rules.default='<think>plain</think>It is 2.'"
     fine = "+engine.rules.sub-questions='<think>ladder of sub-questions</think>It is 2.'"
-    args = [f"input={probs}", "teacher.name=t", "teacher.model=t", "engine=scripted", rule, fine]
+    args = [f"input={probs}", "teacher.name=t", "teacher.model=t", "engine=scripted", rule, fine,
+            "cot.guide=instruction"]  # the instruction sentences (the default shows a released exemplar)
     out = run_command("generate", [*args, "cot.format=least_to_most", "cot.granularity=6", f"output={tmp_path / 'g6'}"])
     (trace,) = _lines(out / "traces.jsonl")
     assert trace["reasoning"] == "ladder of sub-questions"  # the least-to-most instruction reached the teacher
@@ -91,7 +92,7 @@ def test_engine_teacher_is_asked_for_the_cot_granularity_and_format(tmp_path):
     from dlcot.config import compose
     from dlcot.data.generate import cot_instruction
 
-    cot = compose("generate", ["cot.format=least_to_most", "cot.granularity=6"]).cot
+    cot = compose("generate", ["cot.format=least_to_most", "cot.granularity=6", "cot.guide=instruction"]).cot
     assert cot_instruction(cot) == f"{cot.format_instructions.least_to_most} {cot.granularity_instructions[6]}"
     plain = run_command("generate", [*args, f"output={tmp_path / 'plain'}"])
     assert _lines(plain / "traces.jsonl")[0]["reasoning"] == "plain"

@@ -1,0 +1,65 @@
+"""recipes/key_factors/tiny end to end on CPU: tiny base-style students trained on the paper's released SVAMP CoT at
+levels 1, 3, 6 and on the answer-only baseline, evaluated on the problems held out by text from every file, and
+`dlcot report` printing the paper's table (rows: student; columns: L1 L3 L6 answer-only).
+
+The default test runs the chain at test size (a couple of steps, a few problems: the wiring and the accounting);
+the slow one runs the recipe as shipped (a few minutes on an idle machine) and checks every student's loss fell.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dlcot.cli import run_command
+
+CELLS = {"level1": "SVAMP_ChatGPT_level1", "level3": "SVAMP_ChatGPT_level3", "level6": "SVAMP_ChatGPT_level6",
+         "answer_only": "SVAMP_only_ans"}
+TEST_SIZE = ["train.limit=40", "train.max_steps=1", "train.per_device_batch_size=2", "train.save_steps=1",
+             "eval.limit=3", "engine.max_new_tokens=4", "data.heldout=50", "student.tiny.hidden_size=32",
+             "student.tiny.num_layers=1", "student.tiny.intermediate_size=64", "student.tiny.vocab_size=600"]
+
+
+def _check_chain(out: Path, printed: str, heldout: int) -> dict[str, dict]:
+    stats = {}
+    for cell, entry in CELLS.items():
+        s = json.loads((out / f"sft_{cell}" / "train_stats.json").read_text())
+        assert s["source"]["entry"] == entry and s["target"] == "as_is", cell
+        assert s["source"]["heldout"] == heldout and s["n_input"] == s["n_kept"] + s["n_rejected"], cell
+        assert set(s["reject_reasons"]) <= {"heldout"}, s["reject_reasons"]  # every released row has a gold
+        m = json.loads((out / f"eval_{cell}" / "metrics.json").read_text())
+        assert m["benchmark"] == "kf_svamp_heldout" and m["model"] == str(out / f"sft_{cell}"), cell
+        assert "held-out problems of SVAMP_only_ans" in m["benchmark_source"]
+        stats[cell] = s
+    assert "| student | L1 | L3 | L6 | answer-only |" in printed
+    assert "| tiny_llama_base |" in printed
+    assert (out / "report" / "key_factors.md").read_text() in (out / "report" / "report.md").read_text()
+    return stats
+
+
+@pytest.mark.shared_data
+@pytest.mark.timeout(300)
+def test_tiny_key_factors_chain_prints_the_papers_table(shared_data, tmp_path, capsys):
+    if not (shared_data / "keyfactors" / "dataset_info.json").is_file():
+        pytest.skip("../shared/data/keyfactors not found")
+    out = tmp_path / "chain"
+    report = run_command("run", ["recipe=key_factors/tiny", f"output={out}", f"runs_dir={tmp_path / 'runs'}",
+                                 *TEST_SIZE])
+    assert report == out / "report" / "report.md"
+    stats = _check_chain(out, capsys.readouterr().out, heldout=50)
+    assert stats["level1"]["n_input"] == 40 and stats["level1"]["global_step"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+@pytest.mark.timeout(1800)
+def test_tiny_key_factors_recipe_as_shipped_trains_every_student(shared_data, tmp_path, capsys):
+    if not (shared_data / "keyfactors" / "dataset_info.json").is_file():
+        pytest.skip("../shared/data/keyfactors not found")
+    out = tmp_path / "chain"
+    run_command("run", ["recipe=key_factors/tiny", f"output={out}", f"runs_dir={tmp_path / 'runs'}"])
+    stats = _check_chain(out, capsys.readouterr().out, heldout=50)
+    for cell, s in stats.items():
+        assert s["n_kept"] in (649, 650) and s["global_step"] == 60, cell
+        assert s["loss"]["last"] < s["loss"]["first"], (cell, s["loss"]["first"], s["loss"]["last"])
