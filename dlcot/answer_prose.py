@@ -32,9 +32,9 @@ _FUNCS = {"sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", 
           "arctan", "inf", "infty"}
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
 _TEXT_CMD = re.compile(r"\\(?:text|mathrm|mbox|textbf)\s*\{[^{}]*\}")
-NUMBER_WORDS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty".split())}
+NUMBER_WORDS = {w: i for i, w in enumerate([
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"])}
 NUMBER_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
                      "ninety": 90, "hundred": 100})
 _NUMBER_WORD = re.compile(r"^(" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")(?:-(one|two|three|"
@@ -116,7 +116,7 @@ def _sentences(tail: str) -> list[tuple[int, int]]:
             continue
         cuts.append(m.end())
     cuts.append(len(tail))
-    return [(a, b) for a, b in zip(cuts, cuts[1:]) if tail[a:b].strip()]
+    return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if tail[a:b].strip()]
 
 
 def _statement(sentence: str) -> str | None:
@@ -162,8 +162,7 @@ def stated_at_end(text: str) -> tuple[int, str] | None:
     tail = text[offset:].rstrip()
     if not tail or not _ends_complete(tail):
         return None
-    skipped = 0
-    for a, b in reversed(_sentences(tail)):
+    for skipped, (a, b) in enumerate(reversed(_sentences(tail))):
         sentence = tail[a:b].strip()
         if sentence.endswith("?"):
             return None
@@ -172,7 +171,6 @@ def stated_at_end(text: str) -> tuple[int, str] | None:
             return offset + a, value
         if _DOUBT.match(sentence):
             return None
-        if skipped >= _MAX_CLOSERS or len(sentence) > 160:
+        if skipped >= _MAX_CLOSERS or len(sentence) > 160:  # else a closing remark ("I think that's it.")
             return None
-        skipped += 1  # a closing remark ("I think that's the final answer.") or a rejected value
     return None

@@ -28,7 +28,6 @@ import logging
 import multiprocessing as mp
 import re
 import signal
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
