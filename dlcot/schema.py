@@ -257,7 +257,9 @@ class EvalConfig:
     chunk_size: int = 64  # problems generated + scored + written per step (the resume granularity)
     markers: list[str] = field(default_factory=lambda: ["wait", "alternatively", "hmm", "double-check"])
     checker_workers: int = 1
-    checker_timeout_s: float = 5.0
+    checker_timeout_s: float = 5.0  # CPU seconds per side of a math-verify check (dlcot.answers)
+    grading: str = "convention"  # convention (the field's: boxed, marker, or the answer stated at the end) | strict
+    truncated: str = "grade"  # what a length-truncated output gets: grade (as peers do) | wrong
 
 
 @dataclass
