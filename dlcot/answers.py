@@ -224,13 +224,22 @@ def _budgeted(cpu_s: float, fn: Callable[[], T]) -> T:
         signal.setitimer(signal.ITIMER_PROF, 0)
 
 
+def _warm_worker() -> None:
+    """Pay math-verify's first-call costs (imports, grammar building) before any budget runs, so the first pair a
+    worker checks gets the same CPU budget as every other one."""
+    from math_verify import parse, verify
+
+    logging.getLogger("math_verify").setLevel(logging.ERROR)  # its "timeout is disabled" notice
+    signal.signal(signal.SIGPROF, _out_of_budget)
+    verify(parse("\\boxed{\\frac{1}{2}}", parsing_timeout=None), parse("\\boxed{x^2+1}", parsing_timeout=None),
+           timeout_seconds=None)
+
+
 def _verify_worker(gold: str, pred: str, cpu_s: float) -> tuple[bool, Reason]:
     """Runs in a worker process. math-verify's own alarm-based timeouts (whole seconds of wall clock) are off;
     each side gets `cpu_s` seconds of this process's CPU time instead, which load does not change."""
     from math_verify import parse, verify
 
-    logging.getLogger("math_verify").setLevel(logging.ERROR)  # its "timeout is disabled" notice
-    signal.signal(signal.SIGPROF, _out_of_budget)
     try:
         if gold not in _GOLD:
             _GOLD[gold] = _budgeted(cpu_s, lambda: parse("\\boxed{" + gold + "}", parsing_timeout=None))
@@ -303,7 +312,7 @@ class AnswerChecker:
     # -- pool
     def _get_pool(self) -> mp.pool.Pool:
         if self._pool is None:
-            self._pool = mp.get_context("fork").Pool(self.workers)
+            self._pool = mp.get_context("fork").Pool(self.workers, initializer=_warm_worker)
         return self._pool
 
     def close(self) -> None:

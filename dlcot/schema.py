@@ -30,6 +30,12 @@ class DataConfig:
     max_steps: int = 3
     max_operand: int = 20
     heldout: int = 0  # problems after the training set, for evaluation
+    # Hub long-CoT datasets in their own schema (dlcot.data.adapters): openr1 | conversations | s1k | limo | messages
+    format: str | None = None
+    teacher_name: str | None = None  # the teacher label of a one-teacher dataset
+    correct_only: bool = False  # keep only generations the dataset flags correct (openr1, s1k grades)
+    teachers: list[str] = field(default_factory=list)  # s1k: trajectories to read (default gemini, deepseek)
+    cache_dir: str | None = None  # streamed Hub rows (default $DLCOT_CACHE or ~/.cache/dlcot)
 
 
 @dataclass
