@@ -26,6 +26,10 @@ def settings_from(cfg: DictConfig, *, tokenizer: bool = True) -> Settings:
 
 
 def _input(cfg: DictConfig, command: str) -> str:
+    if not cfg.get("input") and cfg.data.get("format"):  # `data=openthoughts`: the dataset's traces (#15)
+        from dlcot.data.sources import traces_file
+
+        return str(traces_file(cfg))
     if not cfg.get("input"):
         raise ConfigError(f"dlcot {command} needs input=FILE (a traces JSONL; fields map with data.fields.<name>=...)")
     return str(cfg.input)

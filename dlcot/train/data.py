@@ -165,6 +165,10 @@ def account(path: Path, what: str, n_input: int, n_kept: int, rejects: list[Reje
 def build_sft_data(cfg: DictConfig, tokenizer) -> SFTData:
     """Read `cfg.train.data`, build conversations, apply the length policy; errors before any training."""
     train, student = cfg.train, cfg.student
+    if not train.data and cfg.data.get("format"):  # `dlcot train data=openthoughts`: the dataset's traces (#15)
+        from dlcot.data.sources import traces_file
+
+        train.data = str(traces_file(cfg))
     path = data_path(train, "traces.jsonl, enhanced.jsonl or sft.jsonl")
     if train.thought not in THOUGHTS:
         raise ConfigError(f"train.thought={train.thought!r}: use one of {', '.join(THOUGHTS)}")

@@ -131,3 +131,19 @@ def test_traces_file_counts_kept_and_rejected(tmp_path):
     assert (stats["n_kept"], stats["n_rejected"]) == (3, 3) and len(path.read_text().splitlines()) == 3
     assert stats["reject_reasons"] == {"incorrect_generation": 2, "no_correctness_flags": 1}
     assert traces_file(cfg) == path  # reused while the data config is unchanged
+
+
+def test_enhance_and_train_read_an_adapter_config_without_input(tmp_path, tiny_qwen_dir):
+    """`dlcot enhance data=NAME` / `dlcot train data=NAME` work unchanged: the data group's traces are written
+    once (with their rejects) and fed to the stage."""
+    from dlcot.cli import run_command
+    from dlcot.train.data import build_sft_data
+    from dlcot.train.models import load_tokenizer
+
+    data = ["data=messages", f"data.path={HUB / 'messages.jsonl'}", f"runs_dir={tmp_path}"]
+    out = run_command("enhance", [*data, f"output={tmp_path / 'enh'}", "enhance.workers=1", "enhance=none"])
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["n_input"] == 2 and (tmp_path / "data").is_dir()
+    cfg = compose("train", [*data, "student=tiny_qwen2", "train=sft_cpu_tiny"])
+    sft = build_sft_data(cfg, load_tokenizer(cfg.student, str(tiny_qwen_dir)))
+    assert sft.stats["n_input"] == 2 and sft.stats["data"].startswith(str(tmp_path / "data" / "messages-"))
