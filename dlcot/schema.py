@@ -269,6 +269,14 @@ class EvalConfig:
 
 
 @dataclass
+class DecontaminateConfig:
+    """`dlcot decontaminate` (dlcot.data.decontaminate): drop training problems that share a word n-gram with
+    these benchmarks' problems (open-r1's test: lowercase, whitespace-normalised 8-grams)."""
+    benchmarks: list[str] = field(default_factory=lambda: ["math500", "aime24", "aime25", "gpqa_diamond"])
+    ngram: int = 8
+
+
+@dataclass
 class WandbConfig:
     mode: str = "disabled"  # disabled | offline | online
     project: str = "dlcot"
@@ -313,6 +321,7 @@ class RootConfig:
     mcts: MctsConfig = field(default_factory=MctsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    decontaminate: DecontaminateConfig = field(default_factory=DecontaminateConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
