@@ -140,13 +140,15 @@ def _last_marker(part: str) -> tuple[int, str] | None:
     """(position, value) of the last explicit final-answer marker that does not recall or reject its value."""
     found: list[tuple[int, str]] = []
     for rx in (_ANSWER_IS, _FINAL_HEADER, _HASHES):
-        for m in rx.finditer(part):
-            line_start = max(part.rfind("\n", 0, m.start()), part.rfind(". ", 0, m.start())) + 1
-            if is_rejection(part[line_start:m.start()], part[m.end(1):m.end(1) + 80]):
+        for m in reversed(list(rx.finditer(part))):  # the last usable one of each form
+            lo = max(0, m.start() - 300)  # a bounded look back: many markers in a long line stay linear
+            start = max(part.rfind("\n", lo, m.start()), part.rfind(". ", lo, m.start()), lo - 1) + 1
+            if is_rejection(part[start:m.start()], part[m.end(1):m.end(1) + 80]):
                 continue
             value = m.group(1).strip().replace(",", "") if rx is _HASHES else _marker_value(m.group(1))
             if value:
                 found.append((m.start(), value))
+                break
     return max(found) if found else None
 
 

@@ -209,11 +209,18 @@ def test_gold_is_parsed_once_per_worker(monkeypatch, tmp_path):
     assert parsed.count("\\boxed{\\frac{1}{3}}") == 1 and len(parsed) == 6
 
 
-def test_extraction_is_linear_in_unclosed_boxes():
-    """8,000 unclosed boxes took 16.6 s with the old backwards scan (quadratic); 40,000 would take minutes."""
-    text = "\\boxed{7} " + "\\boxed{1 + " * 40_000 + " the answer is stuck"
+@pytest.mark.parametrize("text,expected", [
+    ("\\boxed{7} " + "\\boxed{1 + " * 40_000 + " the answer is stuck", "7"),  # 8,000 of these took 16.6 s before
+    ("Final Answer\n" * 30_000, "Final Answer"),  # a look-back per marker made this one quadratic (13 s)
+    ("the answer is correct. " * 30_000, None),
+    ("{" * 100_000, None),
+    ("<think>" + "so x is 5. " * 20_000 + "</think>" + "The answer is " * 10_000, "5"),
+])
+def test_extraction_is_linear(text, expected):
+    """Repetition loops of a stuck student: sizes that would take seconds to minutes if any rule were quadratic."""
     start = time.perf_counter()
-    assert extract_answer(text) == "7" and extract_answer(text, "strict") == "7"
+    assert extract_answer(text) == expected
+    extract_answer(text, "strict")
     assert time.perf_counter() - start < 5.0
 
 
