@@ -23,8 +23,9 @@ _VERBS = re.compile(r"\b(?:is|are|was|were|equals|be|becomes|gives|get|gets|got|
 _EQUALS = re.compile(r"(?<![<>!\\])=")
 # The left side of "x = 5", "a_5 = 2", "p(8) = 3", "\\tan A = 2": one symbol, so the value is the right side.
 _SYMBOL = re.compile(r"^\s*(?:\\[A-Za-z]+\s*)?[A-Za-z]{1,2}(?:_\{?\w+\}?)?(?:\^\{?\w+\}?)?(?:\([^()]*\))?\s*$")
-_CLAUSE = re.compile(r"(?:,\s*|\s+)(?:which|since|because|as|so|but|achieved|where|when|that|for|if|given|"
-                     r"because|thus|therefore|hence|and so|satisfying|i\.e\.|so that)\b.*$", re.IGNORECASE | re.DOTALL)
+_CLAUSE = re.compile(r"(?:\s+\((?=[A-Za-z]{2})|,\s*not\b|(?:,\s*|\s+)(?:which|since|because|as|so|but|achieved|"
+                     r"where|when|that|for|if|given|thus|therefore|hence|and so|satisfying|i\.e\.|so that)\b).*$",
+                     re.IGNORECASE | re.DOTALL)
 _LEADING = re.compile(r"^(?:indeed|just|simply|exactly|clearly|still|also|then|now|therefore|thus|actually|"
                       r"equal to|approximately|about|around|only|precisely|definitely|obviously|:|=)\s*", re.I)
 _UNITS = re.compile(r"((?:\s+(?:\\text\{[^{}]*\}|[A-Za-z][A-Za-z'’-]*[²³]?\.?)){1,6})$")
@@ -41,8 +42,9 @@ _NUMBER_WORD = re.compile(r"^(" + "|".join(sorted(NUMBER_WORDS, key=len, reverse
                           r"four|five|six|seven|eight|nine))?\b(.*)$", re.IGNORECASE | re.DOTALL)
 _DOUBT = re.compile(r"^(?:wait|but wait|hold on|hmm+|alternatively|perhaps|maybe|but|however|or|although|"
                     r"let me|let's|let us|now,? let|next|first|then,? let)\b", re.IGNORECASE)
-_RECALLS = re.compile(r"\b(?:recall|remember|recalled|thought|initially|at first|earlier|previously|originally|"
-                      r"suppose|supposing|assume|assuming|if|whether|mistakenly|wrongly|"
+# "at first", "earlier" alone are often plain facts ("bottle caps at first = 42 - 29"): only with a thinker.
+_RECALLS = re.compile(r"\b(?:recall|remember|recalled|thought|(?:initially|at first|earlier|previously|originally),? "
+                      r"(?:I|we)|suppose|supposing|assume|assuming|if|whether|mistakenly|wrongly|"
                       r"guess(?:ed)?|seem(?:ed|s)? like)\b", re.IGNORECASE)
 _REJECTS = re.compile(r"^[^.\n]{0,80}?\b(?:but|however|although|though)\b[^.\n]{0,80}?\b(?:wrong|incorrect|ignor\w*|"
                       r"mistake\w*|not|n't|forgot|miss\w*|invalid|error|overcount\w*|undercount\w*)\b|"
@@ -50,13 +52,14 @@ _REJECTS = re.compile(r"^[^.\n]{0,80}?\b(?:but|however|although|though)\b[^.\n]{
 _CLAUSE_START = re.compile(r"[,;:]\s+|\b(?:so|but|then|therefore|thus|hence|since)\b", re.IGNORECASE)
 _CUES = re.compile(r"\b(?:therefore|thus|hence|so|in conclusion|confident|conclude|final|answer|total|in all|"
                    r"altogether|in summary|overall)\b", re.IGNORECASE)
-_COUNTED = re.compile(r"(?<![\w.\\/^])(-?\d[\d,]*(?:\.\d+)?)(?![\w.]|/\d)")
+_COUNTED = re.compile(r"(?<![\w.\\/^])(-?\d+(?:,\d{3})*(?:\.\d+)?)(?!\w|/\d|\.\d)")
 
 
 def is_rejection(before: str, after: str) -> bool:
     """Whether a value between `before` (its sentence so far) and `after` (what follows) is only recalled,
     supposed or rejected rather than adopted: "I recall the answer is 1/2", "…is 1/2, but that ignores y<3"."""
-    clause = _CLAUSE_START.split(before)[-1]  # "I recall 1/2, but …, so the probability is 5/9": its own clause
+    sentence = re.split(r"[.!?](?:\s+|(?=[A-Z])|$)", before)[-1]
+    clause = _CLAUSE_START.split(sentence)[-1]  # "I recall 1/2, but …, so the probability is 5/9": its own clause
     return bool(_RECALLS.search(clause) or _REJECTS.search(after))
 
 
@@ -85,6 +88,8 @@ def clean_value(text: str) -> str | None:
     if units and units.start() > 0 and not re.search(r"[-+*/^=(\[{,]\s*$", t[:units.start()]):
         expr = t[:units.start()].strip()
     expr = re.sub(r"^\$(?=\d)", "", expr).rstrip(".,;: ")
+    if expr.endswith(")") and expr.count(")") > expr.count("("):
+        expr = expr[:-1].rstrip()  # "…the correct answer is 14)" closing a remark in parentheses
     if expr.startswith("\\$"):
         expr = expr[2:]
     if not expr or not re.search(r"[\d\\π√∞]", expr) or re.search(r"[-+*/^=(\[{,]$", expr):

@@ -40,8 +40,11 @@ THOUGHT_ENDS = ("</think>", "<|end_of_thought|>")
 THOUGHT_STARTS = ("<think>", "<|begin_of_thought|>")
 _SOLUTION_TAGS = re.compile(r"<\|(?:begin|end)_of_solution\|>")
 _BOX_TOKENS = re.compile(r"\\(?:boxed|fbox)\s*(\{)?|[{}]")
-_ANSWER_IS = re.compile(
-    r"(?:final answer|the answer|answer)\s*(?:is|:|=)\s*:?\s*(.+?)(?:\.\s*$|\.\s+|\n|$)", re.IGNORECASE)
+# A marker's prefix, and its value up to the end of the sentence ("7.The answer is 2": a period before a capital
+# ends it too). Values are read from each prefix, so "the answer is 13 is incorrect, the correct answer is 68"
+# has two markers, the last one usable.
+_ANSWER_IS = re.compile(r"(?:final answer|the answer|answer)\s*(?:is|:|=)\s*:?\s*", re.IGNORECASE)
+_UNTIL_END = re.compile(r"(.+?)(?:\.\s*$|\.\s+|\.(?=[A-Z])|\n|$)")
 _FINAL_HEADER = re.compile(r"final answer\s*\**\s*:?\s*\**\s*\n+\s*(\S[^\n]*)", re.IGNORECASE)
 _HASHES = re.compile(r"####\s*([^\n]+)")
 # Adverbs between "the answer is" and the answer itself ("the answer is clearly 6").
@@ -133,19 +136,26 @@ def _marker_value(said: str) -> str | None:
         return choice.group(1)
     if ans.split()[0].lower().strip(",.!") in _JUDGEMENTS | {"yes", "no"}:
         return None
-    return clean_value(ans) or ans
+    # a value, or a short non-numeric answer as written ("east", "\\text{Evelyn}", "x+y"), never a sentence
+    return clean_value(ans) or (ans if len(ans.split()) <= 3 and not re.search(r"\d", ans) else None)
 
 
 def _last_marker(part: str) -> tuple[int, str] | None:
     """(position, value) of the last explicit final-answer marker that does not recall or reject its value."""
     found: list[tuple[int, str]] = []
     for rx in (_ANSWER_IS, _FINAL_HEADER, _HASHES):
-        for m in reversed(list(rx.finditer(part))):  # the last usable one of each form
+        # the last usable one of each form, among its last 64 (a repetition loop repeats them thousands of times)
+        for m in list(rx.finditer(part))[-64:][::-1]:
+            # a bounded window: a stuck "The answer is The answer is …" line stays linear
+            said = _UNTIL_END.match(part, m.end(), m.end() + 400) if rx is _ANSWER_IS else m
+            if said is None:
+                continue
             lo = max(0, m.start() - 300)  # a bounded look back: many markers in a long line stay linear
             start = max(part.rfind("\n", lo, m.start()), part.rfind(". ", lo, m.start()), lo - 1) + 1
-            if is_rejection(part[start:m.start()], part[m.end(1):m.end(1) + 80]):
+            if is_rejection(part[start:m.start()], part[said.end(1):said.end(1) + 80]) or is_rejection(
+                    "", said.group(1)):
                 continue
-            value = m.group(1).strip().replace(",", "") if rx is _HASHES else _marker_value(m.group(1))
+            value = said.group(1).strip().replace(",", "") if rx is _HASHES else _marker_value(said.group(1))
             if value:
                 found.append((m.start(), value))
                 break

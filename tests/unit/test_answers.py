@@ -66,6 +66,13 @@ def checker():
     ("The answer is C", "C"),
     ("Apples are fruit, so the answer is yes.", "yes"),
     ("The answer is No.", "no"),
+    # ... as the released key-factors CoT writes it (../shared/data/keyfactors)
+    ("Subtract the sold books from the total. The answer is 115 - 78 = 37", "37"),
+    ("we assume she needs to add 21 more cups to meet the requirement.The answer is 21", "21"),
+    ("Therefore, the answer is 7.The answer is 2", "2"),
+    ("The answer is 140 (assuming yarn cost is 0, as it's not used)", "140"),
+    ("The answer is 13 is incorrect, the correct answer is 68.", "68"),
+    ("The answer is 10, not 13. I think there might be a mistake in the answer!", "10"),
 ])
 def test_extract_answer(text, expected):
     assert extract_answer(text) == expected
