@@ -3,6 +3,7 @@ length-truncated output gets (`eval.truncated`), each equal to a hand count on s
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -65,3 +66,30 @@ def test_a_changed_grading_does_not_reuse_predictions(tmp_path):
     engine = ScriptedEngine(lambda prompt, j: RESPONSES[j], tokenizer=WhitespaceTokenizer())
     with pytest.raises(ConfigError, match="grading"):
         evaluate(cfg, "scripted", tmp_path / "eval.grading-strict", engine=engine)
+
+
+def test_predictions_do_not_depend_on_machine_load(tmp_path, monkeypatch):
+    """The same eval with every math-verify parse delayed by 1.2 s of wall clock (a loaded machine; the old
+    whole-second alarm timed these out as wrong) writes byte-identical predictions."""
+    import math_verify
+
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text(json.dumps({"id": "h", "problem": "H: half?", "answer": "\\frac{1}{2}"}) + "\n")
+    answers = ["So \\boxed{0.5}."]
+
+    def run_once(out):
+        cfg = compose("eval", [f"eval.benchmark.path={bench}", "eval.n=1", "eval.checker_timeout_s=0.3"])
+        engine = ScriptedEngine(lambda prompt, j: answers[j], tokenizer=WhitespaceTokenizer())
+        evaluate(cfg, "scripted", out, engine=engine)
+        return (out / "predictions.jsonl").read_bytes()
+
+    calm = run_once(tmp_path / "calm")
+    real = math_verify.parse
+
+    def loaded(text, **kw):
+        time.sleep(1.2)
+        return real(text, **kw)
+
+    monkeypatch.setattr(math_verify, "parse", loaded)
+    assert run_once(tmp_path / "loaded") == calm
+    assert [json.loads(line)["reason"] for line in calm.splitlines()] == ["match"]
