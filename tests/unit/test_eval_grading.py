@@ -68,6 +68,7 @@ def test_a_changed_grading_does_not_reuse_predictions(tmp_path):
         evaluate(cfg, "scripted", tmp_path / "eval.grading-strict", engine=engine)
 
 
+@pytest.mark.slow  # two evals (report plots included) plus 1.2 s per parse: ~20 s on the shared machine
 def test_predictions_do_not_depend_on_machine_load(tmp_path, monkeypatch):
     """The same eval with every math-verify parse delayed by 1.2 s of wall clock (a loaded machine; the old
     whole-second alarm timed these out as wrong) writes byte-identical predictions."""
