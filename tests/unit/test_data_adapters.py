@@ -140,10 +140,14 @@ def test_enhance_and_train_read_an_adapter_config_without_input(tmp_path, tiny_q
     from dlcot.train.data import build_sft_data
     from dlcot.train.models import load_tokenizer
 
-    data = ["data=messages", f"data.path={HUB / 'messages.jsonl'}", f"runs_dir={tmp_path}"]
+    # data.limit counts source rows: 2 OpenR1 rows hold 4 usable generations, and enhance reads all 4
+    data = ["data=openr1_math", f"data.path={HUB / 'openr1_math.jsonl'}", "data.correct_only=false", "data.limit=2",
+            f"runs_dir={tmp_path}"]
     out = run_command("enhance", [*data, f"output={tmp_path / 'enh'}", "enhance.workers=1", "enhance=none"])
     stats = json.loads((out / "stats.json").read_text())
-    assert stats["n_input"] == 2 and (tmp_path / "data").is_dir()
+    assert stats["n_input"] == 4
+    made = json.loads(next((tmp_path / "data").glob("openr1_math-*/stats.json")).read_text())
+    assert (made["n_kept"], made["reject_reasons"]) == (4, {"incomplete_reasoning": 1})
     cfg = compose("train", [*data, "student=tiny_qwen2", "train=sft_cpu_tiny"])
     sft = build_sft_data(cfg, load_tokenizer(cfg.student, str(tiny_qwen_dir)))
-    assert sft.stats["n_input"] == 2 and sft.stats["data"].startswith(str(tmp_path / "data" / "messages-"))
+    assert sft.stats["n_input"] == 4 and sft.stats["data"].startswith(str(tmp_path / "data" / "openr1_math-"))
