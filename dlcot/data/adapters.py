@@ -11,6 +11,9 @@ schemas are those of the Hub dataset cards:
   value}]`, the assistant turn `<|begin_of_thought|>…<|end_of_thought|><|begin_of_solution|>…<|end_of_solution|>`.
   These carry no separate gold (their makers kept only solutions checked against the reference), so the gold is
   the solution's final boxed answer; a row whose solution states none (code, proofs) is rejected `no_gold`.
+- `deepseek_fields` (OpenThoughts-114k's `metadata` config, OpenThoughts-Unverified): `problem,
+  deepseek_reasoning, deepseek_solution, ground_truth_solution, domain`: the gold comes from the reference
+  solution's marked answer, not from the teacher's own.
 - `s1k` (simplescaling/s1K-1.1): `question, solution, {gemini,deepseek}_thinking_trajectory, {…}_attempt`
   (+ optional `{…}_grade`): one trace per teacher in `data.teachers`; gold from `solution`.
 - `limo` (GAIR/LIMO): `question, solution, answer`; the solution is the reasoning.
@@ -121,6 +124,18 @@ def conversations(row: Mapping[str, Any], rid: str, opts: AdapterOptions) -> lis
                   extra={"gold_source": "response"})]
 
 
+def deepseek_fields(row: Mapping[str, Any], rid: str, opts: AdapterOptions) -> list[Trace | Reject]:
+    problem, reasoning = _text(row, "problem"), _text(row, "deepseek_reasoning")
+    if not problem or not reasoning:
+        return [Reject(rid, "missing_field", f"{rid}: needs `problem` and `deepseek_reasoning`")]
+    gold = _gold_of(_text(row, "ground_truth_solution"))
+    if not gold:
+        return [Reject(rid, "no_gold", f"{rid}: `ground_truth_solution` states no final answer (domain "
+                       f"{row.get('domain')!r}: code or proof)")]
+    return [Trace(rid, problem, reasoning.strip(), gold, _text(row, "deepseek_solution"), opts.teacher or "deepseek-r1",
+                  opts.name, extra={k: row[k] for k in ("domain", "source") if row.get(k)})]
+
+
 def s1k(row: Mapping[str, Any], rid: str, opts: AdapterOptions) -> list[Trace | Reject]:
     question, gold = _text(row, "question"), _gold_of(_text(row, "solution"))
     if not question:
@@ -173,8 +188,8 @@ def messages(row: Mapping[str, Any], rid: str, opts: AdapterOptions) -> list[Tra
     return [Trace(rid, user.strip(), parts[0], gold, parts[1], teacher, opts.name)]
 
 
-ADAPTERS: dict[str, Adapter] = {"openr1": openr1, "conversations": conversations, "s1k": s1k, "limo": limo,
-                                "messages": messages}
+ADAPTERS: dict[str, Adapter] = {"openr1": openr1, "conversations": conversations, "deepseek_fields": deepseek_fields,
+                                "s1k": s1k, "limo": limo, "messages": messages}
 
 
 def adapt(rows: Iterator[tuple[str, Mapping[str, Any] | Reject]], fmt: str, opts: AdapterOptions

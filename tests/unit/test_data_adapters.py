@@ -53,6 +53,13 @@ def test_conversation_datasets(data):
     assert sorted(rejects.values()) == ["no_assistant_turn", "no_gold", "unclosed_thought"]
 
 
+def test_openthoughts_metadata_takes_gold_from_the_reference():
+    traces, rejects = read("openthoughts_metadata", f"data.path={HUB / 'openthoughts_metadata.jsonl'}")
+    assert [(t.problem, t.reasoning, t.response, t.gold_answer, t.extra["domain"]) for t in traces] == [
+        ("What is 6*7?", "6 times 7 is 42.", "The product is \\boxed{42}.", "42", "math")]
+    assert rejects == {"openthoughts_metadata/1": "no_gold"}
+
+
 def test_s1k_two_teachers_and_the_shared_gemini_file(shared_data):
     traces, rejects = read("s1k", f"data.path={HUB / 's1k_11.jsonl'}")
     assert [(t.id, t.teacher, t.gold_answer) for t in traces] == [("s1k/0/gemini", "gemini", "128"),
