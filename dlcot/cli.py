@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:function", one-line help)
     "eval": ("dlcot.eval.commands:eval", "score a model on a benchmark → predictions.jsonl, metrics.json, report.md"),
     "generate": ("dlcot.data.generate:run", "teacher long CoT for problems → traces.jsonl"),
+    "decontaminate": ("dlcot.data.decontaminate:run",
+                      "drop traces whose problem shares an 8-gram with the benchmarks → traces.jsonl, rejected.jsonl"),
     "segment": ("dlcot.enhance.commands:segment", "DLCoT segmentation of traces → one gold-format line per trace"),
     "enhance": ("dlcot.enhance.commands:enhance", "DLCoT simplification → enhanced.jsonl, stats.json, report, plots"),
     "mcts": ("dlcot.mcts.commands:run", "Marco-o1 v2 MCTS over typed thought nodes → trees, sft.jsonl, pairs.jsonl"),

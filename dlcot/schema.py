@@ -35,6 +35,12 @@ class DataConfig:
     entry: str | None = None  # an entry by name; None: from `entries` by teacher.name / cot.format / cot.granularity
     entries: dict[str, str] = field(default_factory=dict)  # "teacher/format[/level]" → entry name ({level} filled)
     gold_entry: str | None = None  # answer-only entry whose outputs are the gold answers (joined on problem text)
+    # Hub long-CoT datasets in their own schema (dlcot.data.adapters): openr1 | conversations | s1k | limo | messages
+    format: str | None = None
+    teacher_name: str | None = None  # the teacher label of a one-teacher dataset
+    correct_only: bool = False  # keep only generations the dataset flags correct (openr1, s1k grades)
+    teachers: list[str] = field(default_factory=list)  # s1k: trajectories to read (default gemini, deepseek)
+    cache_dir: str | None = None  # streamed Hub rows (default $DLCOT_CACHE or ~/.cache/dlcot)
 
 
 @dataclass
@@ -293,7 +299,17 @@ class EvalConfig:
     chunk_size: int = 64  # problems generated + scored + written per step (the resume granularity)
     markers: list[str] = field(default_factory=lambda: ["wait", "alternatively", "hmm", "double-check"])
     checker_workers: int = 1
-    checker_timeout_s: float = 5.0
+    checker_timeout_s: float = 5.0  # CPU seconds per side of a math-verify check (dlcot.answers)
+    grading: str = "convention"  # convention (the field's: boxed, marker, or the answer stated at the end) | strict
+    truncated: str = "grade"  # what a length-truncated output gets: grade (as peers do) | wrong
+
+
+@dataclass
+class DecontaminateConfig:
+    """`dlcot decontaminate` (dlcot.data.decontaminate): drop training problems that share a word n-gram with
+    these benchmarks' problems (open-r1's test: lowercase, whitespace-normalised 8-grams)."""
+    benchmarks: list[str] = field(default_factory=lambda: ["math500", "aime24", "aime25", "gpqa_diamond"])
+    ngram: int = 8
 
 
 @dataclass
@@ -341,6 +357,7 @@ class RootConfig:
     mcts: MctsConfig = field(default_factory=MctsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    decontaminate: DecontaminateConfig = field(default_factory=DecontaminateConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
 

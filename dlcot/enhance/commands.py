@@ -25,7 +25,16 @@ def settings_from(cfg: DictConfig, *, tokenizer: bool = True) -> Settings:
                     no_correct=enh["no_correct"])
 
 
+def _limit(cfg: DictConfig) -> int | None:
+    """`data.limit`, unless the input came from a dataset config, where it already counted source rows."""
+    return None if not cfg.get("input") and cfg.data.get("format") else cfg.data.limit
+
+
 def _input(cfg: DictConfig, command: str) -> str:
+    if not cfg.get("input") and cfg.data.get("format"):  # `data=openthoughts`: the dataset's traces (#15)
+        from dlcot.data.sources import traces_file
+
+        return str(traces_file(cfg))
     if not cfg.get("input"):
         raise ConfigError(f"dlcot {command} needs input=FILE (a traces JSONL; fields map with data.fields.<name>=...)")
     return str(cfg.input)
@@ -58,7 +67,7 @@ def segment(cfg: DictConfig) -> Path:
     out = Path(cfg.output)
     rejected = out.with_name(out.stem + ".rejected.jsonl")
     res = run_stream(segment_one, src, out, rejected, settings_from(cfg, tokenizer=False),
-                     fields=to_dict(cfg.data.fields), limit=cfg.data.limit, workers=cfg.enhance.workers,
+                     fields=to_dict(cfg.data.fields), limit=_limit(cfg), workers=cfg.enhance.workers,
                      desc="segment")
     log.info("segmented %d of %d traces (%d rejected → %s)", res.n_kept, res.n_input, res.n_rejected, rejected)
     _check_result(res, rejected, src)
@@ -75,7 +84,7 @@ def enhance(cfg: DictConfig) -> Path:
     _refuse_foreign_partials(cfg)
     out = prepare_run_dir(cfg)
     res = run_stream(enhance_one, src, out / "enhanced.jsonl", out / "rejected.jsonl", settings,
-                     fields=to_dict(cfg.data.fields), limit=cfg.data.limit, workers=cfg.enhance.workers)
+                     fields=to_dict(cfg.data.fields), limit=_limit(cfg), workers=cfg.enhance.workers)
     st, lengths = stats.compute(out, tokenizer=settings.tokenizer, policy=cfg.enhance.name, backend=settings.backend,
                                 marks_error_spans=OfflineBackend.marks_error_spans)
     atomic_write_json(out / "stats.json", st)

@@ -22,6 +22,7 @@ from dlcot.eval.benchmarks import load_benchmark
 from dlcot.eval.generate import Sampling, generate_predictions
 from dlcot.eval.metrics import compute_metrics
 from dlcot.eval.report import write_report
+from dlcot.eval.score import check_grading
 from dlcot.records import atomic_write_json, write_jsonl
 from dlcot.tracking import Tracker
 
@@ -44,10 +45,12 @@ def evaluate(cfg: DictConfig, model_path: str | Path | None, output_dir: str | P
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     ev, bench = cfg.eval, cfg.eval.benchmark
+    check_grading(ev.grading, ev.truncated)
     problems, rejects, source = load_benchmark(bench, data=cfg.data, seed=cfg.seed, limit=ev.limit)
     sampling = sampling_from(cfg)
     _check_same_setup(out, {"model": str(model_path) if model_path else None, "benchmark": to_dict(bench),
                             "engine": cfg.engine.name, "chat": ev.chat, "system_prompt": ev.system_prompt,
+                            "grading": ev.grading, "truncated": ev.truncated,
                             "sampling": {**asdict(sampling), "n": None}})
     own_engine = engine is None
     if engine is None:
@@ -57,7 +60,8 @@ def evaluate(cfg: DictConfig, model_path: str | Path | None, output_dir: str | P
         with AnswerChecker(ev.checker_workers, ev.checker_timeout_s) as checker:
             run = generate_predictions(problems, engine, sampling, out / "predictions.jsonl",
                                        template=bench.prompt_template, chat=ev.chat, system_prompt=ev.system_prompt,
-                                       checker=checker, chunk_size=ev.chunk_size, breakdown=list(bench.breakdown))
+                                       checker=checker, chunk_size=ev.chunk_size, breakdown=list(bench.breakdown),
+                                       grading=ev.grading, truncated=ev.truncated)
     finally:
         if own_engine:
             engine.close()
@@ -71,7 +75,7 @@ def evaluate(cfg: DictConfig, model_path: str | Path | None, output_dir: str | P
         reasons[r.reason] = reasons.get(r.reason, 0) + 1
     metrics = {
         "benchmark": bench.name, "benchmark_source": source, "model": str(model_path) if model_path else None,
-        "engine": engine.name, "tokenizer": engine.tokenizer_name,
+        "engine": engine.name, "tokenizer": engine.tokenizer_name, "grading": ev.grading, "truncated": ev.truncated,
         "sampling": {"n": sampling.n, "max_new_tokens": sampling.max_new_tokens, "temperature": sampling.temperature,
                      "top_p": sampling.top_p, "stop": list(sampling.stop), "seed": sampling.seed},
         "n_input": len(problems) + sum(r.reason != "no_response" for r in rejects), "n_rejected": len(rejects),
@@ -83,9 +87,10 @@ def evaluate(cfg: DictConfig, model_path: str | Path | None, output_dir: str | P
     write_report(out, metrics, rows)
     with Tracker(cfg, out, "eval") as tracker:
         tracker.summary({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
-    log.info("%s on %s: accuracy %.4f over %d problems x %d samples, answerless %.3f, mean %.1f tokens",
-             metrics["model"], bench.name, metrics["accuracy"], metrics["n"], sampling.n,
-             metrics["answerless_rate"], metrics["mean_tokens"])
+    log.info("%s on %s: accuracy %.4f (%s; strict %.4f) over %d problems x %d samples, answerless %.3f, "
+             "unmarked %.3f, truncated %.3f, mean %.1f tokens", metrics["model"], bench.name, metrics["accuracy"],
+             ev.grading, metrics["accuracy_strict"], metrics["n"], sampling.n, metrics["answerless_rate"],
+             metrics["unmarked_rate"], metrics["truncated_rate"], metrics["mean_tokens"])
     return out
 
 

@@ -44,7 +44,8 @@ class GenerationRun:
 
 def generate_predictions(problems: Sequence[Problem], engine: Engine, sampling: Sampling, path: Path, *,
                          template: str, chat: bool, system_prompt: str | None, checker: AnswerChecker,
-                         chunk_size: int = 64, breakdown: Sequence[str] = ()) -> GenerationRun:
+                         chunk_size: int = 64, breakdown: Sequence[str] = (), grading: str = "convention",
+                         truncated: str = "grade") -> GenerationRun:
     partial = path.with_name(path.name + ".partial")
     if path.exists() and not partial.exists():
         os.replace(path, partial)  # reopen a finished file for appending
@@ -67,7 +68,7 @@ def generate_predictions(problems: Sequence[Problem], engine: Engine, sampling: 
                 if missing:
                     rejects.append(Reject(p.id, "no_response", f"engine={engine.name} has no stored response for "
                                           f"problem {p.id!r} (samples {missing})"))
-            for row in score(chunk, completions, checker, breakdown):
+            for row in score(chunk, completions, checker, breakdown, grading=grading, truncated=truncated):
                 if row["uid"] not in out.done_ids:
                     out.write(row)
     except BaseException:

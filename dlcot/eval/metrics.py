@@ -5,7 +5,9 @@ pass@k is the unbiased estimator of Chen et al. 2021, 1 - C(n-c, k) / C(n, k), a
 votes over the first k samples' extracted answers (answerless samples do not vote; ties go to the answer seen
 first). Token figures count response tokens with the engine's tokenizer. An answerless response states no
 extractable final answer (Marco-o1 v2's symptom of a student that never stops thinking); a truncated one hit
-max_new_tokens.
+max_new_tokens (`truncated_rate`). `accuracy` follows `eval.grading`; `accuracy_convention` and `accuracy_strict`
+are both always reported, with `unmarked_rate` (answered only in prose, what the two gradings disagree on) and
+`undecided_rate` (math-verify could not decide within its CPU budget; counted wrong, never a label).
 """
 from __future__ import annotations
 
@@ -58,8 +60,12 @@ def _summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "mean_tokens_correct": statistics.fmean(correct_tokens) if correct_tokens else None,
         "mean_tokens_incorrect": statistics.fmean(wrong_tokens) if wrong_tokens else None,
         "tokens_per_correct": sum(tokens) / n_correct if n_correct else None,
-        "answerless_rate": sum(r["extracted"] is None for r in rows) / len(rows),
-        "truncation_rate": sum(r["finish_reason"] == "length" for r in rows) / len(rows),
+        "accuracy_convention": sum(bool(r.get("correct_convention")) for r in rows) / len(rows),
+        "accuracy_strict": sum(bool(r.get("correct_strict")) for r in rows) / len(rows),
+        "answerless_rate": sum(r.get("answer_kind") is None and r["extracted"] is None for r in rows) / len(rows),
+        "unmarked_rate": sum(r.get("answer_kind") == "prose" for r in rows) / len(rows),
+        "truncated_rate": sum(r["finish_reason"] == "length" for r in rows) / len(rows),
+        "undecided_rate": sum(r.get("reason") == "undecided" for r in rows) / len(rows),
     }
 
 

@@ -58,8 +58,10 @@ def write_report(out: Path, metrics: dict[str, Any], rows: Sequence[dict[str, An
              f"{m['n']} problems x {m['n_samples']} samples scored; {m['n_rejected']} rejected "
              f"({m['reject_reasons'] or 'none'}), see rejected.jsonl.", "",
              "| metric | value |", "|---|---|"]
-    for key in ("accuracy", "mean_tokens", "median_tokens", "tokens_per_correct", "mean_tokens_correct",
-                "mean_tokens_incorrect", "answerless_rate", "truncation_rate"):
+    lines[2] += f" Grading `{m.get('grading')}`, truncated outputs: `{m.get('truncated')}`."
+    for key in ("accuracy", "accuracy_convention", "accuracy_strict", "mean_tokens", "median_tokens",
+                "tokens_per_correct", "mean_tokens_correct", "mean_tokens_incorrect", "answerless_rate",
+                "unmarked_rate", "truncated_rate", "undecided_rate"):
         lines.append(f"| {key} | {_fmt(m[key])} |")
     lines += [f"| pass@{k} | {_fmt(v)} |" for k, v in m["pass_at_k"].items()]
     lines += [f"| maj@{k} | {_fmt(v)} |" for k, v in m["maj_at_k"].items()]

@@ -175,6 +175,10 @@ def account(path: Path, what: str, n_input: int, n_kept: int, rejects: list[Reje
 def build_sft_data(cfg: DictConfig, tokenizer) -> SFTData:
     """Read `cfg.train.data`, build conversations, apply the length policy; errors before any training."""
     train, student = cfg.train, cfg.student
+    if not train.data and cfg.data.get("format"):  # `dlcot train data=openthoughts`: the dataset's traces
+        from dlcot.data.sources import traces_file
+
+        train.data = str(traces_file(cfg))
     released = cfg.data.source == "llamafactory" and not train.data  # key factors: a dataset_info.json entry
     path = data_path(train, "traces.jsonl, enhanced.jsonl or sft.jsonl; or data=kf_*", required=not released)
     if train.thought not in THOUGHTS:

@@ -13,7 +13,8 @@ from dlcot.errors import ConfigError, ModelError
 
 pytestmark = pytest.mark.shared_data
 CONTRACT = {"n", "accuracy", "pass_at_k", "mean_tokens", "answerless_rate", "benchmark", "model", "tokenizer",
-            "maj_at_k", "median_tokens", "tokens_per_correct", "truncation_rate", "markers_per_response"}
+            "maj_at_k", "median_tokens", "tokens_per_correct", "truncated_rate", "markers_per_response",
+            "accuracy_strict", "unmarked_rate"}
 
 
 @pytest.mark.parametrize("benchmark", ["gsm8k", "math500", "aime24", "synthetic"])

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from dlcot.answers import AnswerChecker, extract_answer, normalize_gold, split_thought
+from dlcot.answers import AnswerChecker, extract_answer, find_answer, normalize_gold, split_thought
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +32,68 @@ def checker():
     ("Thus the total is \\(42\\).", "42"),
     ("no answer here at all", None),
     ("", None),
+    # the field's convention: the answer stated at the end, without a marker
+    ("So, the sum of the proper divisors is indeed 284.\n\nI think that's the final answer.", "284"),
+    ("I think I'm good. The height is 5 cm.", "5"),
+    ("So, I'm confident that the answer is 9 customers.", "9"),
+    ("So, the final answer is 28 different pizzas.", "28"),
+    ("Therefore, I'm confident that the answer is three boxes contain neither pens nor pencils.", "3"),
+    ("All three methods agree, so I'm confident that 5 students participate in both clubs.", "5"),
+    ("Profit: $93 - $15 = $78.\n\nEverything seems to add up correctly. I think that's the right answer.", "78"),
+    ("Thus, the equation of the plane is:\n\\[\n5x - 7y + 11z + 4 = 0\n\\]", "5x - 7y + 11z + 4 = 0"),
+    ("In conclusion, we have confirmed that:\n\n$$\\tan A = 2$$", "2"),
+    ("I think the maximum value is 1, achieved at \\( x = y = \\frac{\\sqrt{2}}{2} \\).", "1"),
+    ("The area decreases by 10%.", "10%"),
+    ("Therefore, the sum \\(a + b + c = 11 + 9 + 0 = 20\\).", "20"),
+    # the thought never closed: the same rules on its end; a response cut off falls back to the thought
+    ("<|begin_of_thought|>long work... So the answer is 5.", "5"),
+    ("<think>Hence x is 3.</think>\n\nWe first note that\n\n1.", "3"),
+    # ... but a text cut mid-sentence or ending in doubt states no answer
+    ("So, \\( x = 8k + 3 \\) for some", None),
+    ("Modulus is 16.\n\nBut earlier methods gave me 16, so", None),
+    ("Therefore, the slope is 1/", None),
+    ("So the total is 12.\n\nWait, maybe I should recount the second row.", None),
+    ("Approximating \\( \\sqrt{120", None),
+    # false positives: a recalled or rejected value never beats the adopted one
+    ("I recall the answer is 1/2, but that ignores y<3, so the probability is 5/9.", "5/9"),
+    ("So the probability is 5/9.\n\nEarlier I thought it was 1/2, but that was wrong.", "5/9"),
+    ("If the answer is 3, then the sum is odd. Since it is even, the answer is 4.", "4"),
+    ("The answer is 1/2.\n\nBut that ignores y<3, so the probability is 5/9.", "5/9"),
+    ("Initially I thought the answer is 6, but after correcting the count, the total is 8.", "8"),
+    # the key-factors paper's format (#16): `The answer is N`, multiple choice, yes/no
+    ("He has 5 + 7 = 12 apples. The answer is 12", "12"),
+    ("So the correct option is the second one. The answer is (B).", "B"),
+    ("The answer is C", "C"),
+    ("Apples are fruit, so the answer is yes.", "yes"),
+    ("The answer is No.", "no"),
+    # ... as the released key-factors CoT writes it (../shared/data/keyfactors)
+    ("Subtract the sold books from the total. The answer is 115 - 78 = 37", "37"),
+    ("we assume she needs to add 21 more cups to meet the requirement.The answer is 21", "21"),
+    ("Therefore, the answer is 7.The answer is 2", "2"),
+    ("The answer is 140 (assuming yarn cost is 0, as it's not used)", "140"),
+    ("The answer is 13 is incorrect, the correct answer is 68.", "68"),
+    ("The answer is 10, not 13. I think there might be a mistake in the answer!", "10"),
 ])
 def test_extract_answer(text, expected):
     assert extract_answer(text) == expected
+
+
+@pytest.mark.parametrize("text,kind,strict", [
+    ("The height is 5 cm.", "prose", None),
+    ("So, the final answer is 9901.", "marker", "9901"),
+    ("\\boxed{4}", "boxed", "4"),
+    ("Natalia sold 72 clips.\n#### 72", "marker", "72"),
+    ("I think that's it.", None, None),
+])
+def test_strict_grading_counts_only_explicit_markers(text, kind, strict):
+    found = find_answer(text)
+    assert (found.kind if found else None) == kind
+    assert extract_answer(text, "strict") == strict
+
+
+def test_unknown_grading_is_an_error():
+    with pytest.raises(ValueError, match="grading"):
+        extract_answer("x", "lenient")
 
 
 def test_split_thought_understands_both_tag_styles():
@@ -61,6 +120,13 @@ def test_normalize_gold(raw, gold):
     ("10\\%", "0.1", False),          # math-verify does not equate percent and decimal
     ("\\pi", "3.14159", False),
     ("1/3", "0.333", False),
+    ("10", "10\\%", True),          # a percent sign is dropped before comparing (Qwen2.5-Math evaluator)
+    ("12", "12^{\\text{th}}\\text{ grade}", True),
+    (".35625", "0.35625", True),
+    ("\\text{(B)}", "(B)", True),
+    ("B", "C", False),
+    ("yes", "Yes", True),
+    ("no", "yes", False),
 ])
 def test_math_verify_decisions(checker, gold, pred, correct):
     assert checker.verify_many([(gold, pred)])[0][0] is correct
@@ -82,18 +148,88 @@ def test_check_reasons(checker):
     assert (v.correct, v.reason, v.extracted) == (False, "no_answer", None)
 
 
-def _hangs_on_hang(gold, pred, timeout_s):
+def _sleeps_on_hang(gold, pred, cpu_s):
     time.sleep(30 if pred == "hang" else 0)
     return True, "match"
 
 
-def test_timeout_is_enforced_and_pool_recovers(monkeypatch):
+def test_a_hung_worker_is_undecided_retried_and_the_pool_recovers(monkeypatch):
     from dlcot import answers
 
-    monkeypatch.setattr(answers, "_verify_worker", _hangs_on_hang)
-    with AnswerChecker(workers=1, timeout_s=0.5) as c:
+    monkeypatch.setattr(answers, "_verify_worker", _sleeps_on_hang)
+    monkeypatch.setattr(answers, "_warm_worker", lambda: None)  # a fresh pool starts within the short deadline
+    with AnswerChecker(workers=1, timeout_s=0.5, wall_timeout_s=0.5) as c:
         out = c.verify_many([("1", "hang"), ("1", "ok")])
-    assert out == [(False, "timeout"), (True, "match")] and c.n_timeouts == 1
+        assert out == [(False, "undecided"), (True, "match")]
+        assert c.n_undecided == 1 and ("1", "hang") not in c._cache  # not a label: the next call retries it
+
+
+def _slow_parse(real):
+    def parse(text, **kw):
+        if "{3}{6}" in text or "0.5" in text:  # not the worker's warm-up parses
+            time.sleep(1.2)  # wall clock passes (a loaded machine), CPU time does not
+        return real(text, **kw)
+    return parse
+
+
+def _spinning_parse(real):
+    def parse(text, **kw):
+        if "spin" in text:
+            while True:
+                pass
+        return real(text, **kw)
+    return parse
+
+
+def test_verdicts_do_not_depend_on_wall_clock(monkeypatch):
+    """Each side gets a CPU-time budget: 1.2 s of waiting per parse with a 0.2 s budget still decides (the old
+    whole-second alarm gave `timeout` / `unparsable_gold` here); a parse that burns CPU is `undecided`, every
+    time, and never `unparsable_gold` or `mismatch`."""
+    import math_verify
+
+    monkeypatch.setattr(math_verify, "parse", _slow_parse(math_verify.parse))
+    with AnswerChecker(workers=1, timeout_s=0.2) as c:
+        assert c.verify_many([("\\frac{3}{6}", "0.5")]) == [(True, "match")]
+    monkeypatch.setattr(math_verify, "parse", _spinning_parse(math_verify.parse))
+    with AnswerChecker(workers=1, timeout_s=0.1) as c:
+        for _ in range(2):
+            assert c.verify_many([("\\frac{1}{2}", "\\spin"), ("\\spin", "1")]) == [
+                (False, "undecided"), (False, "undecided")]
+        assert c.n_undecided == 4
+        assert c.check_many([("\\frac{1}{2}", "so \\boxed{\\spin}")])[0].reason == "undecided"
+
+
+def test_gold_is_parsed_once_per_worker(monkeypatch, tmp_path):
+    import math_verify
+
+    log = tmp_path / "parsed.txt"
+    real = math_verify.parse
+
+    def counting(text, **kw):
+        with open(log, "a") as fh:
+            fh.write(text + "\n")
+        return real(text, **kw)
+
+    monkeypatch.setattr(math_verify, "parse", counting)
+    with AnswerChecker(workers=1) as c:
+        c.verify_many([("\\frac{1}{3}", f"\\frac{{{k}}}{{{3 * k}}}") for k in range(2, 7)])
+    parsed = log.read_text().splitlines()[2:]  # after the worker's warm-up parses
+    assert parsed.count("\\boxed{\\frac{1}{3}}") == 1 and len(parsed) == 6
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("\\boxed{7} " + "\\boxed{1 + " * 40_000 + " the answer is stuck", "7"),  # 8,000 of these took 16.6 s before
+    ("Final Answer\n" * 30_000, "Final Answer"),  # a look-back per marker made this one quadratic (13 s)
+    ("the answer is correct. " * 30_000, None),
+    ("{" * 100_000, None),
+    ("<think>" + "so x is 5. " * 20_000 + "</think>" + "The answer is " * 10_000, "5"),
+])
+def test_extraction_is_linear(text, expected):
+    """Repetition loops of a stuck student: sizes that would take seconds to minutes if any rule were quadratic."""
+    start = time.perf_counter()
+    assert extract_answer(text) == expected
+    extract_answer(text, "strict")
+    assert time.perf_counter() - start < 5.0
 
 
 def test_regrade_skyt1_sample_against_known_grader_bug(shared_data, checker):

@@ -96,8 +96,10 @@ def skyt1_eval(tmp_path_factory):
 def test_skyt1_replay_scores_every_problem(skyt1_eval):
     metrics, pairs = skyt1_eval
     assert metrics["n"] == 500 and metrics["n_rejected"] == 0 and metrics["tokenizer"] == "qwen2"
-    # many traces end mid-thought (thought_closed False) without any final answer: answerless, not wrong
-    assert 0.3 < metrics["answerless_rate"] < 0.6
+    # many traces end mid-thought (thought_closed False) without any final answer: answerless, not wrong; ~100
+    # more state their answer only in prose at the end (credited by the default grading, not by strict)
+    assert 0.2 < metrics["answerless_rate"] < 0.4 and 0.15 < metrics["unmarked_rate"] < 0.3
+    assert metrics["accuracy_strict"] < metrics["accuracy"]
 
 
 @pytest.mark.shared_data
@@ -105,7 +107,6 @@ def test_skyt1_replay_scores_every_problem(skyt1_eval):
     ("math500/73", "\\frac{3\\sqrt{3}}{4}", "4"),  # nested braces: the grader kept the last {…} group
     ("math500/28", "-2 + 7i", "7"),
     ("math500/338", "4343_6", "6"),
-    ("math500/381", "\\frac{1}{2}", "2"),
     ("math500/113", "8000", "definitely8000"),  # words glued to the number
 ])
 def test_skyt1_grader_misreads_are_correct_answers(skyt1_eval, sid, gold, grader_read):
@@ -114,12 +115,6 @@ def test_skyt1_grader_misreads_are_correct_answers(skyt1_eval, sid, gold, grader
     sky, pred = pairs[sid]
     assert (sky["gold_answer"], sky["model_answer"], sky["is_correct"]) == (gold, grader_read, False)
     assert pred["correct"] and pred["reason"] == "match" and pred["extracted"] not in (None, grader_read)
-
-
-# Original label True, ours False, and the original is right: dlcot.answers misses these (left as known gaps):
-# an unboxed final display `$$\tan A = 2$$`, an ordinal boxed as `12^{\text{th}}\text{ grade}` (math-verify
-# cannot compare it with 12), and an answer in words ("three boxes contain neither ...").
-KNOWN_OUR_MISSES = {"math500/45", "math500/379", "math500/404"}
 
 
 @pytest.mark.shared_data
@@ -134,7 +129,14 @@ def test_skyt1_disagreements_split_by_who_is_right(skyt1_eval):
                if p["extracted"] is None and (not s["thought_closed"] or sid == "math500/139")}
     assert len(cut_off) >= 0.9 * len(theirs_only)
     assert all("\\boxed" not in theirs_only[sid][1]["response"] for sid in cut_off)
-    assert set(theirs_only) - cut_off == KNOWN_OUR_MISSES
+    # the former gaps (an unboxed final display `$$\tan A = 2$$`, `12^{\text{th}}\text{ grade}`, "three boxes
+    # contain neither ...") are read by the field's grading convention (#15)
+    assert set(theirs_only) == cut_off
+    assert all(pairs[sid][1]["correct"] for sid in ("math500/45", "math500/379", "math500/404"))
+    # math500/381 only *recalls* gold ("Wait, but I recall that the correct answer is 1/2.") and goes on
+    # searching until cut off: no answer was adopted, so the recalled value is not taken (a false positive before)
+    sky, pred = pairs["math500/381"]
+    assert "I recall that the correct answer is 1/2" in sky["raw_output"] and pred["reason"] == "no_answer"
     # e.g. math500/355: the trace stops at "Let me try \(k =" while still searching; the grader credited
     # "1" against gold 100 — no answer was ever given
     sky, pred = pairs["math500/355"]

@@ -87,7 +87,7 @@ def test_every_metric_matches_hand_computed_values(bench_file, tmp_path):
     assert m["mean_tokens_correct"] == pytest.approx(14 / 7)
     assert m["mean_tokens_incorrect"] == pytest.approx(26 / 5)
     assert m["answerless_rate"] == pytest.approx(2 / 12)
-    assert m["truncation_rate"] == pytest.approx(1 / 12)
+    assert m["truncated_rate"] == pytest.approx(1 / 12)
     assert m["markers_per_response"]["wait"] == pytest.approx((20 + 4) / 12)
     assert m["markers_per_response"]["alternatively"] == 0.0
     assert m["breakdown"]["subject"]["a"]["n"] == 2
