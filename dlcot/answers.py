@@ -162,12 +162,20 @@ def _last_marker(part: str) -> tuple[int, str] | None:
     return max(found) if found else None
 
 
+_BARE_MAX = 40  # longest output read whole as a bare value ("19", "x = 3", "\\frac{1}{2}"): no words, one line
+_BARE_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}|\n")
+
+
 def _find_in(part: str, grading: Grading) -> tuple[str, Kind] | None:
     boxed = last_boxed(part)
     if boxed:
         return boxed, "boxed"
     marker = _last_marker(part)
     if grading == "convention":
+        whole = part.strip()
+        if (marker is None and len(whole) <= _BARE_MAX and not _BARE_WORD.search(whole)
+                and (value := clean_value(whole))):
+            return value, "prose"  # the whole output is the value: the answer-only baseline's target format
         prose = stated_at_end(part)
         if prose and (marker is None or prose[0] > marker[0]):
             return prose[1], "prose"
