@@ -8,7 +8,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlcot.config import prepare_run_dir, reads_hash, run_dir, to_dict
 from dlcot.enhance import report, stats
-from dlcot.enhance.label import OfflineBackend
 from dlcot.enhance.pipeline import RunResult, Settings, enhance_one, run_stream, segment_one
 from dlcot.enhance.simplify import Policy
 from dlcot.errors import ConfigError, RecordError
@@ -22,7 +21,8 @@ def settings_from(cfg: DictConfig, *, tokenizer: bool = True) -> Settings:
     enh = to_dict(cfg.enhance)
     return Settings(policy=Policy.from_config(enh), backend=enh["backend"],
                     tokenizer=cfg.tokenizer if tokenizer else "", cluster_threshold=enh["cluster_threshold"],
-                    no_correct=enh["no_correct"])
+                    no_correct=enh["no_correct"], judge=enh["judge"], rewrite=enh["rewrite"],
+                    runs_dir=str(cfg.runs_dir))
 
 
 def _input(cfg: DictConfig, command: str) -> str:
@@ -77,7 +77,7 @@ def enhance(cfg: DictConfig) -> Path:
     res = run_stream(enhance_one, src, out / "enhanced.jsonl", out / "rejected.jsonl", settings,
                      fields=to_dict(cfg.data.fields), limit=cfg.data.limit, workers=cfg.enhance.workers)
     st, lengths = stats.compute(out, tokenizer=settings.tokenizer, policy=cfg.enhance.name, backend=settings.backend,
-                                marks_error_spans=OfflineBackend.marks_error_spans)
+                                marks_error_spans=settings.backend != "offline")
     atomic_write_json(out / "stats.json", st)
     overrides = " ".join(f"{k}={v}" for k, v in (("input", src), ("output", out), ("enhance", cfg.enhance.name),
                                                    ("tokenizer", settings.tokenizer)))

@@ -115,7 +115,7 @@ def test_protected_spans_are_never_cut():
 def test_connective_repair_logs_what_it_removed_and_can_be_switched_off():
     out, _ = run(POLICIES["dedup_all"])
     assert out.lineage["repairs"] == [{"at": len(R + U + A1 + V1 + A2), "source_offset": SEGS[7].start,
-                                       "removed": "But wait, "}]
+                                       "removed": "But wait, ", "capitalised": True}]
     raw, _ = run(Policy("dedup_all", "keep", "all", 1, False, repair_connectives=False))
     assert V3 in raw.text
 
