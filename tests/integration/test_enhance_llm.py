@@ -1,0 +1,103 @@
+"""`dlcot enhance enhance.backend=llm|hybrid` end to end: a replay judge from config alone, a judge that crashes
+mid-chunk (the resumed run is byte-identical and asks nothing twice), a second policy from the cache, fallbacks
+counted in stats.json; and (slow) SmolLM2-135M-Instruct through the hf engine on real traces."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dlcot.cli import run_command
+from dlcot.enhance import pipeline
+from dlcot.enhance.simplify import rebuild
+from tests.unit.test_enhance_judge import CLU_OK, LAB_OK, SEG_OK, TEXT, Scripted
+
+N = 6
+BAD_LABEL = {"approaches": [{"approach": i, "label": "wrong-ish"} for i in range(1, 5)]}
+ERROR = "2 + 3 = 5, then 5 * 4 = 20"
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture()
+def traces(tmp_path) -> Path:
+    return write_jsonl(tmp_path / "traces.jsonl", [
+        {"id": f"t{i}", "problem": f"Problem {i}: what is 2 + 3 * 4?", "reasoning": TEXT, "gold_answer": "14"}
+        for i in range(N)])
+
+
+def enhance(src: Path, out: Path, *extra: str) -> Path:
+    return run_command("enhance", [f"input={src}", f"output={out}", "enhance.workers=1", *extra])
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_replay_judge_from_config(traces, tmp_path):
+    answers = []
+    for i in range(N):
+        label = BAD_LABEL if i == 3 else LAB_OK  # t3: a wrong label value, twice
+        for key, ans in (("segment", SEG_OK), ("label", label), ("label+retry", label), ("cluster", CLU_OK)):
+            step, _, retry = key.partition("+")
+            answers.append({"id": f"{step}/t{i}" + ("+retry" if retry else ""), "response": json.dumps(ans)})
+    stored = write_jsonl(tmp_path / "judge.jsonl", answers)
+    out = enhance(traces, tmp_path / "run", "enhance=keep_one_global_delete_all", "enhance.backend=llm",
+                  "enhance.judge.engine.name=replay", f"enhance.judge.engine.path={stored}",
+                  f"enhance.judge.cache_dir={tmp_path / 'cache'}", "enhance.judge.chunk=4")
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["n_input"] == N == stats["n_kept"]  # nothing lost
+    assert stats["judge_fallbacks"] == {"label": {"bad_label": 1}}
+    assert stats["judge"]["calls"] == 3 * N + 1 and stats["judge"]["traces"] == N
+    assert stats["error_spans_marked"] == N - 1 and "error_spans_note" not in stats
+    rows = {r["id"]: r for r in read(out / "enhanced.jsonl")}
+    for tid, row in rows.items():
+        assert rebuild(row["reasoning"], row["lineage"]) == row["enhanced"]
+        assert row["lineage"]["backend"] == "llm"
+        assert (ERROR in row["enhanced"]) == (tid == "t3")  # the trunk's error span is cut where it was marked
+        assert row["enhanced"].endswith("\\boxed{14}.")
+
+
+def test_crash_mid_chunk_resumes_byte_identical_and_a_new_policy_costs_no_calls(traces, tmp_path, monkeypatch):
+    args = ("enhance=dlcot_error_cut", "enhance.backend=llm", "enhance.judge.chunk=4")
+    answers = {"segment": [SEG_OK], "label": [LAB_OK], "cluster": [CLU_OK]}
+    whole_engine = Scripted(answers)
+    monkeypatch.setitem(pipeline.JUDGE_ENGINE, "engine", whole_engine)
+    whole = enhance(traces, tmp_path / "whole", *args, f"enhance.judge.cache_dir={tmp_path / 'c1'}")
+
+    class Dying(Scripted):
+        def generate(self, prompts, **kw):
+            if len(self.batches) == 4:  # chunk 2's label step: after its segment batch, before its rows
+                raise RuntimeError("judge server went away")
+            return super().generate(prompts, **kw)
+
+    cache = f"enhance.judge.cache_dir={tmp_path / 'c2'}"
+    monkeypatch.setitem(pipeline.JUDGE_ENGINE, "engine", Dying(answers))
+    with pytest.raises(RuntimeError, match="went away"):
+        enhance(traces, tmp_path / "crashed", *args, cache)
+    assert len(read(tmp_path / "crashed" / "enhanced.jsonl.partial")) == 4  # the first chunk was written
+    again = Scripted(answers)
+    monkeypatch.setitem(pipeline.JUDGE_ENGINE, "engine", again)
+    resumed = enhance(traces, tmp_path / "crashed", *args, cache)
+    for name in ("enhanced.jsonl", "rejected.jsonl", "stats.json"):
+        assert (resumed / name).read_bytes() == (whole / name).read_bytes(), name
+    assert again.batches == [("label", 2), ("cluster", 2)]  # chunk 2's segment answers came from the cache
+    # another policy over the same traces and judge: every answer from the cache
+    other = Scripted(answers)
+    monkeypatch.setitem(pipeline.JUDGE_ENGINE, "engine", other)
+    out = enhance(traces, tmp_path / "other", "enhance=dedup_all", "enhance.backend=llm", cache)
+    assert other.batches == [] and json.loads((out / "stats.json").read_text())["n_kept"] == N
+
+
+def test_hybrid_backend_through_the_pipeline(traces, tmp_path, monkeypatch):
+    eng = Scripted({"label": ["{nope"], "cluster": ['{"clusters": []}']})
+    monkeypatch.setitem(pipeline.JUDGE_ENGINE, "engine", eng)
+    out = enhance(traces, tmp_path / "h", "enhance.backend=hybrid", f"enhance.judge.cache_dir={tmp_path / 'c'}")
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["n_input"] == N == stats["n_kept"]
+    assert stats["judge_fallbacks"] == {"cluster": {"bad_clusters": N}, "label": {"bad_json": N}}
+    assert [s for s, _ in eng.batches] == ["label", "label", "cluster", "cluster"]  # one chunk: 2 batches a step
