@@ -12,13 +12,13 @@ never from memory, so it is identical too.
 
 Keep rules (reasons in `rejected.jsonl`), one rule for every backend and policy: `empty_reasoning`;
 `unparsable_gold` (math-verify cannot read the gold answer); then the trace's own conclusion decides, since the
-enhanced text must end with it: `no_final_answer` / `unclosed_thought` (no final answer at the end; truncated
-traces), `final_answer_wrong`, `final_answer_unverified` (math-verify timed out or could not decide: never
-read as wrong, never kept). A trace whose final answer is right but where no approach is labelled correct is
-`no_correct_approach` (SODE skips it: `no_correct=reject`, the default) or kept with its raw text
-(`no_correct=keep_raw`, note `kept_raw`). Finally `answer_changed`: a spliced text that no longer ends in the
-gold answer is not written. An approach whose answer math-verify cannot decide is `unverified`: never the
-trunk's end and never cut as wrong (simplify.py).
+enhanced text must end with it: `no_final_answer` (none at the end), `unclosed_thought` (a truncated thought
+that does not end in the gold answer), `final_answer_wrong`, `final_answer_unverified` (math-verify timed out
+or could not decide: never read as wrong, never kept). A trace whose final answer is right but where no
+approach is labelled correct is `no_correct_approach` (SODE skips it: `no_correct=reject`, the default) or kept
+with its raw text (`no_correct=keep_raw`, note `kept_raw`). Finally `answer_changed`: a spliced text that no
+longer ends in the gold answer is not written. An approach whose answer math-verify cannot decide is
+`unverified`: never the trunk's end and never cut as wrong (simplify.py).
 
 Judged backends (`enhance.backend=llm|hybrid`, llm.py) run in this process, a chunk of traces per engine batch.
 """
@@ -170,8 +170,8 @@ def _enhance(trace: Trace, w: _Worker) -> tuple[str, dict[str, Any]]:
     segs = lab.segmentation.segments
     verdict = lab.final_verdict
     if verdict is None or not verdict.correct:  # one rule: the enhanced text ends with the trace's own conclusion
-        if lab.final_answer is None:
-            unclosed = any(t in text for t in _OPEN_TAGS) and not any(t in text for t in _CLOSE_TAGS)
+        unclosed = any(t in text for t in _OPEN_TAGS) and not any(t in text for t in _CLOSE_TAGS)
+        if lab.final_answer is None or unclosed:
             return _reject(trace.id, "unclosed_thought" if unclosed else "no_final_answer",
                            "the reasoning states no final answer at its end (truncated?); the enhanced text "
                            "must end with the conclusion and its answer")
@@ -190,12 +190,14 @@ def _enhance(trace: Trace, w: _Worker) -> tuple[str, dict[str, Any]]:
     texts = [text[s.start:s.end] for s in segs]
     judged = w.backend.clusters(trace) if hasattr(w.backend, "clusters") else None
     clusters: list[int | None] = judged if judged is not None else _offline_clusters(segs, texts, st)
+    _, stated_at = final_statement(text)
+    # the paragraph the final answer is read from, and what follows, is never cut: not by a policy, not as an error
+    errors = [(a, min(b, stated_at)) for a, b in lab.error_spans if stated_at is None or a < stated_at]
     if "kept_raw" in notes or policy.is_passthrough:
         decisions = [Decision(True) for _ in segs]
     else:
-        _, stated_at = final_statement(text)
-        decisions = decide(segs, clusters, policy, texts, error_spans=lab.error_spans, protect_from=stated_at)
-    cut = splice(text, segs, decisions, policy, lab.error_spans)
+        decisions = decide(segs, clusters, policy, texts, error_spans=errors, protect_from=stated_at)
+    cut = splice(text, segs, decisions, policy, errors)
     enhanced = cut.text
     new_final = final_answer_of(enhanced)
     if new_final != lab.final_answer:  # the same answer string needs no second check

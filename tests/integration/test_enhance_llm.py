@@ -101,3 +101,28 @@ def test_hybrid_backend_through_the_pipeline(traces, tmp_path, monkeypatch):
     assert stats["n_input"] == N == stats["n_kept"]
     assert stats["judge_fallbacks"] == {"cluster": {"bad_clusters": N}, "label": {"bad_json": N}}
     assert [s for s, _ in eng.batches] == ["label", "label", "cluster", "cluster"]  # one chunk: 2 batches a step
+
+
+def test_a_row_whose_final_answer_changed_is_rejected_and_counted(traces, tmp_path, monkeypatch):
+    """answer_preserved is enforced: a splice that changed t2's final answer (simulated) writes no row for it."""
+    real = pipeline.splice
+
+    def lossy(text, *a, **kw):
+        out = real(text, *a, **kw)
+        if "Problem 2" in pipeline._STATE["w"].current:
+            out.text = out.text.replace("\\boxed{14}", "\\boxed{41}")
+        return out
+
+    monkeypatch.setattr(pipeline, "splice", lossy)
+    monkeypatch.setattr(pipeline._Worker, "current", "", raising=False)
+    real_enhance = pipeline._enhance
+
+    def remember(trace, w):
+        w.current = trace.problem
+        return real_enhance(trace, w)
+
+    monkeypatch.setattr(pipeline, "_enhance", remember)
+    out = enhance(traces, tmp_path / "o")
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["reject_reasons"] == {"answer_changed": 1} and stats["n_kept"] == N - 1
+    assert stats["answer_preserved"] == 1.0
