@@ -172,9 +172,11 @@ class JudgedBackend:
 
     marks_error_spans = True
 
-    def __init__(self, mode: str, judge: Judge, offline: OfflineBackend, max_chars: int):
+    def __init__(self, mode: str, judge: Judge, offline: OfflineBackend, max_chars: int, rewrite: bool = False):
         self.name, self.judge, self.offline, self.max_chars = mode, judge, offline, max_chars
+        self.rewrite = rewrite
         self._done: dict[str, Judged] = {}
+        self._rewrites: dict[str, dict[int, tuple[str, str]]] = {}
 
     # -- what the pipeline reads for one trace
     def segment(self, trace: Trace) -> Segmentation:
@@ -186,6 +188,28 @@ class JudgedBackend:
     def clusters(self, trace: Trace) -> list[int | None] | None:
         return self._done[trace.id].clusters
 
+    def rewrites(self, trace: Trace) -> dict[int, tuple[str, str]] | None:
+        """Accepted seam rewrites for the second splice of a trace (None: splice with connective repair)."""
+        return self._rewrites.get(trace.id)
+
+    def ask_rewrites(self, rows: list[tuple[Trace, dict[str, Any]]]) -> None:
+        """One batch over every seam of the chunk's kept rows; accepted ones are used by the next `rewrites`."""
+        from dlcot.enhance.rewrite import parse_rewrite, seams
+
+        self._rewrites = {}
+        asks = [(t, off, head, before) for t, row in rows for off, head, before in seams(t.reasoning, row["lineage"])]
+        if not asks:
+            return
+        values = [{"problem": t.problem, "before": before, "after": head} for t, _, head, before in asks]
+        validate = [functools.partial(parse_rewrite, old=head) for _, _, head, _ in asks]
+        res = self.judge.ask("rewrite", [f"{t.id}@{off}" for t, off, _, _ in asks], values, validate,
+                             [self._done[t.id].usage for t, *_ in asks])
+        for (t, off, head, _), r in zip(asks, res, strict=True):
+            if isinstance(r, JudgeError):
+                self._fallback(t, "rewrite", r.reason)
+            else:
+                self._rewrites.setdefault(t.id, {})[off] = (head, r)
+
     def usage(self, trace_id: str) -> dict[str, Any] | None:
         j = self._done.get(trace_id)
         return j.usage.to_dict() if j else None
@@ -193,7 +217,7 @@ class JudgedBackend:
     # -- one chunk
     def prepare(self, traces: list[Trace]) -> None:
         """Run the judge's steps over `traces`, one engine batch per step (plus one for the retries)."""
-        self._done = {}
+        self._done, self._rewrites = {}, {}
         for t in traces:
             off = self.offline.label(t, self.offline.segment(t))
             self._done[t.id] = Judged(off.segmentation, off)
@@ -283,7 +307,7 @@ class JudgedBackend:
 
 
 def make_backend(mode: str, judge_cfg: dict[str, Any], offline: OfflineBackend, *, runs_dir: str = "runs",
-                 tokenizer: str = "qwen2", engine: Any = None) -> JudgedBackend:
+                 tokenizer: str = "qwen2", engine: Any = None, rewrite: bool = False) -> JudgedBackend:
     """The judged backend from `enhance.judge` (a plain dict); `engine` overrides the configured one (tests)."""
     if mode not in ("offline", "llm", "hybrid"):  # offline here: offline decisions, the judge only rewrites
         raise ConfigError(f"enhance.backend={mode!r}: use offline, llm or hybrid")
@@ -301,7 +325,7 @@ def make_backend(mode: str, judge_cfg: dict[str, Any], offline: OfflineBackend, 
     judge = Judge(engine, model_id=model_id, prompts=load_prompts(judge_cfg.get("prompts")), cache_dir=cache,
                   max_new_tokens=judge_cfg["max_new_tokens"], temperature=judge_cfg["temperature"],
                   top_p=judge_cfg["top_p"], seed=judge_cfg["seed"], retries=judge_cfg["retries"])
-    return JudgedBackend(mode, judge, offline, judge_cfg["max_chars"])
+    return JudgedBackend(mode, judge, offline, judge_cfg["max_chars"], rewrite=rewrite)
 
 
 def judged_map(fn: Callable[[Any], tuple[str, dict]], items: Iterable[Any], backend: JudgedBackend,
@@ -311,9 +335,31 @@ def judged_map(fn: Callable[[Any], tuple[str, dict]], items: Iterable[Any], back
     it = iter(items)
     while batch := list(itertools.islice(it, max(1, chunk))):
         backend.prepare([x for x in batch if isinstance(x, Trace)])
-        for x in batch:
-            kind, row = fn(x)
+        results = [fn(x) for x in batch]
+        if backend.rewrite:
+            results = _with_rewrites(fn, batch, results, backend)
+        for x, (kind, row) in zip(batch, results, strict=True):
             usage = None if isinstance(x, Reject) else backend.usage(x.id)
             if usage is not None:
                 (row["lineage"] if kind == "kept" and "lineage" in row else row)["judge"] = usage
             yield kind, row
+
+
+def _with_rewrites(fn: Callable[[Any], tuple[str, dict]], batch: list[Any], results: list[tuple[str, dict]],
+                   backend: JudgedBackend) -> list[tuple[str, dict]]:
+    """The chunk's kept rows spliced again with the judge's accepted seam rewrites; a row whose final answer the
+    rewrites would change keeps its first splice (fallback `rewrite: answer_changed`)."""
+    kept = [(x, row) for x, (kind, row) in zip(batch, results, strict=True)
+            if kind == "kept" and isinstance(x, Trace) and "lineage" in row]
+    backend.ask_rewrites(kept)
+    out = []
+    for x, first in zip(batch, results, strict=True):
+        if isinstance(x, Trace) and backend.rewrites(x):
+            again = fn(x)
+            if again[0] != "kept":
+                backend._fallback(x, "rewrite", again[1]["reason"])
+                again = first
+            out.append(again)
+        else:
+            out.append(first)
+    return out

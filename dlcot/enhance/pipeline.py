@@ -97,7 +97,7 @@ class _Worker:
 
             self.backend = make_backend(settings.backend, settings.judge or {}, self.backend,
                                         runs_dir=settings.runs_dir, tokenizer=settings.tokenizer or "qwen2",
-                                        engine=JUDGE_ENGINE.get("engine"))
+                                        engine=JUDGE_ENGINE.get("engine"), rewrite=settings.rewrite == "llm")
 
     # ---- tokens
     def token_starts(self, texts: list[str]) -> list[list[int]]:
@@ -197,7 +197,8 @@ def _enhance(trace: Trace, w: _Worker) -> tuple[str, dict[str, Any]]:
         decisions = [Decision(True) for _ in segs]
     else:
         decisions = decide(segs, clusters, policy, texts, error_spans=errors, protect_from=stated_at)
-    cut = splice(text, segs, decisions, policy, errors)
+    rewrites = w.backend.rewrites(trace) if hasattr(w.backend, "rewrites") else None
+    cut = splice(text, segs, decisions, policy, errors, rewrites)
     enhanced = cut.text
     new_final = final_answer_of(enhanced)
     if new_final != lab.final_answer:  # the same answer string needs no second check

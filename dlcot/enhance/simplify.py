@@ -171,12 +171,16 @@ def _repair(text: str, connectives: Sequence[str]) -> tuple[str, str, bool]:
 
 
 def splice(text: str, segments: Sequence[Segment], decisions: Sequence[Decision], policy: Policy,
-           error_spans: Sequence[tuple[int, int]] = ()) -> Splice:
-    """The enhanced text: kept segments verbatim in order (minus marked error spans), repaired at seams."""
+           error_spans: Sequence[tuple[int, int]] = (), rewrites: Mapping[int, tuple[str, str]] | None = None
+           ) -> Splice:
+    """The enhanced text: kept segments verbatim in order (minus marked error spans), repaired at seams.
+    `rewrites` {source offset of a seam: (old head, new head)} are accepted judge rewrites (rewrite.py): such a
+    seam gets the new head instead of the connective repair, recorded in `lineage["rewrites"]`."""
     cuts = sorted((max(0, a), min(len(text), b)) for a, b in error_spans if b > a) if policy.cut_error_spans else []
     pieces: list[str] = []
     kinds: list[tuple[int, int, str]] = []
     repairs: list[dict[str, Any]] = []
+    rewritten: list[dict[str, Any]] = []
     lineage_segs: list[dict[str, Any]] = []
     pos = 0
     prev_cut = False
@@ -190,7 +194,11 @@ def splice(text: str, segments: Sequence[Segment], decisions: Sequence[Decision]
         for a, b in parts:
             piece = text[a:b]
             seam = prev_cut or (a != seg.start)
-            if seam and policy.repair_connectives and pieces:
+            if seam and pieces and rewrites and a in rewrites and piece.startswith(rewrites[a][0]):
+                old, new = rewrites[a]
+                piece = new + piece[len(old):]
+                rewritten.append({"at": pos, "source_offset": a, "old": old, "new": new})
+            elif seam and policy.repair_connectives and pieces:
                 piece, removed, cap = _repair(piece, policy.connectives)
                 if removed:
                     repairs.append({"at": pos, "source_offset": a, "removed": removed, "capitalised": cap})
@@ -201,8 +209,11 @@ def splice(text: str, segments: Sequence[Segment], decisions: Sequence[Decision]
         if not parts:
             prev_cut = True
     enhanced = "".join(pieces)
-    return Splice(enhanced, {"policy": policy.name, "segments": lineage_segs, "repairs": repairs,
-                             "error_spans_cut": [list(c) for c in cuts]}, kinds)
+    lineage = {"policy": policy.name, "segments": lineage_segs, "repairs": repairs,
+               "error_spans_cut": [list(c) for c in cuts]}
+    if rewrites is not None:
+        lineage["rewrites"] = rewritten
+    return Splice(enhanced, lineage, kinds)
 
 
 def _minus(start: int, end: int, cuts: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -227,7 +238,13 @@ def rebuild(text: str, lineage: Mapping[str, Any]) -> str:
         if seg["kept"]:
             out.extend(text[a:b] for a, b in _minus(seg["start"], seg["end"], cuts))
     joined = "".join(out)
-    for rep in sorted(lineage["repairs"], key=lambda r: r["at"]):  # "at" is in enhanced-text coordinates
+    edits = sorted([*lineage["repairs"], *lineage.get("rewrites", [])], key=lambda r: r["at"])
+    for rep in edits:  # "at" is in enhanced-text coordinates: edits before it are final once applied in order
+        if "new" in rep:
+            at, old = rep["at"], rep["old"]
+            assert joined[at:at + len(old)] == old, "lineage does not match the text"
+            joined = joined[:at] + rep["new"] + joined[at + len(old):]
+            continue
         at, removed = rep["at"], rep["removed"]
         assert joined[at:at + len(removed)] == removed, "lineage does not match the text"
         rest = joined[at + len(removed):]

@@ -126,3 +126,33 @@ def test_a_row_whose_final_answer_changed_is_rejected_and_counted(traces, tmp_pa
     stats = json.loads((out / "stats.json").read_text())
     assert stats["reject_reasons"] == {"answer_changed": 1} and stats["n_kept"] == N - 1
     assert stats["answer_preserved"] == 1.0
+
+
+def test_rewrite_is_accepted_only_when_the_maths_survives(traces, tmp_path, monkeypatch):
+    def respond(prompt: str) -> str:
+        head = prompt.split("Text after the cut:\n", 1)[1].strip()
+        if "Problem 1:" in prompt:  # changes a number: rejected, twice, so the connective repair is used
+            return json.dumps({"after": head.replace("14", "15")})
+        return json.dumps({"after": "Now, as a final check, " + head[0].lower() + head[1:]})
+
+    class Rewriter(Scripted):
+        def _respond(self, prompt, sample):
+            return respond(prompt) if self.step_of(prompt) == "rewrite" else super()._respond(prompt, sample)
+
+    eng = Rewriter({"segment": [SEG_OK], "label": [LAB_OK], "cluster": [CLU_OK]})
+    monkeypatch.setitem(pipeline.JUDGE_ENGINE, "engine", eng)
+    out = enhance(traces, tmp_path / "rw", "enhance.backend=llm", "enhance.rewrite=llm",
+                  f"enhance.judge.cache_dir={tmp_path / 'c'}")
+    rows = {r["id"]: r for r in read(out / "enhanced.jsonl")}
+    assert len(rows) == N and [s for s, _ in eng.batches] == ["segment", "label", "cluster", "rewrite", "rewrite"]
+    v4 = "Let me plug it back in: 14 - 2 = 12 and 12 / 4 = 3. Correct."
+    for tid, row in rows.items():
+        assert rebuild(row["reasoning"], row["lineage"]) == row["enhanced"]
+        if tid == "t1":
+            assert not row["lineage"].get("rewrites") and v4 in row["enhanced"]
+            assert row["lineage"]["judge"]["fallbacks"] == [{"step": "rewrite", "reason": "equations_changed"}]
+        else:
+            assert "Now, as a final check, let me plug it back in: 14 - 2 = 12" in row["enhanced"]
+            assert row["lineage"]["judge"]["fallbacks"] == []
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["judge_fallbacks"] == {"rewrite": {"equations_changed": 1}}
