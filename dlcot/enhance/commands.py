@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -57,7 +58,7 @@ def segment(cfg: DictConfig) -> Path:
         raise ConfigError("dlcot segment needs output=FILE (one segmentation per line)")
     out = Path(cfg.output)
     rejected = out.with_name(out.stem + ".rejected.jsonl")
-    res = run_stream(segment_one, src, out, rejected, settings_from(cfg, tokenizer=False),
+    res = run_stream(segment_one, src, out, rejected, replace(settings_from(cfg, tokenizer=False), judge_all=True),
                      fields=to_dict(cfg.data.fields), limit=cfg.data.limit, workers=cfg.enhance.workers,
                      desc="segment")
     log.info("segmented %d of %d traces (%d rejected → %s)", res.n_kept, res.n_input, res.n_rejected, rejected)

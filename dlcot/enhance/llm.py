@@ -13,7 +13,9 @@ math-verify outcomes with no error spans, bigram clustering -- and the fallback 
 (`lineage.judge.fallbacks`, summed in stats.json as `judge_fallbacks` by step and reason). Nothing is dropped
 for a bad judge answer. What the judge decides, the enhanced text is still the trace's own text, spliced.
 
-Each step is one engine batch over a chunk of traces (`prepare`); the pipeline then enhances the chunk's traces
+Traces whose own final answer is not gold are rejected by the pipeline whatever the judge says, so `enhance`
+never sends them (`gate`; `dlcot segment` judges every trace). Each step is one engine batch over a chunk of
+traces (`prepare`); the pipeline then enhances the chunk's traces
 one by one from the stored results (`judged_map`), so rows are written in input order and a killed run resumes
 at a chunk boundary with the judge's answers already in its cache.
 """
@@ -28,7 +30,7 @@ from typing import Any
 
 from dlcot.enhance.cues import final_statement
 from dlcot.enhance.judge import Judge, Usage, load_prompts
-from dlcot.enhance.label import Labeled, OfflineBackend
+from dlcot.enhance.label import Labeled, OfflineBackend, final_answer_of
 from dlcot.enhance.realign import JudgeError, locate, parse_json
 from dlcot.errors import ConfigError
 from dlcot.records import Reject, Segment, Segmentation, Trace
@@ -45,6 +47,7 @@ class Judged:
     labeled: Labeled
     clusters: list[int | None] | None = None
     usage: Usage = field(default_factory=Usage)
+    sent: bool = True  # False: gated (its final answer is not gold), never shown to the judge
 
 
 # ------------------------------------------------------------------------------------------------ validation
@@ -172,21 +175,29 @@ class JudgedBackend:
 
     marks_error_spans = True
 
-    def __init__(self, mode: str, judge: Judge, offline: OfflineBackend, max_chars: int, rewrite: bool = False):
+    def __init__(self, mode: str, judge: Judge, offline: OfflineBackend, max_chars: int, rewrite: bool = False,
+                 gate: bool = True):
         self.name, self.judge, self.offline, self.max_chars = mode, judge, offline, max_chars
         self.rewrite = rewrite
+        self.gate = gate  # enhance: traces whose final answer is not gold are rejected anyway; never sent
         self._done: dict[str, Judged] = {}
         self._rewrites: dict[str, dict[int, tuple[str, str]]] = {}
 
     # -- what the pipeline reads for one trace
+    def _get(self, trace: Trace) -> Judged:
+        if trace.id not in self._done:  # a gated trace (not sent to the judge): the offline result
+            off = self.offline.label(trace, self.offline.segment(trace))
+            self._done[trace.id] = Judged(off.segmentation, off, sent=False)
+        return self._done[trace.id]
+
     def segment(self, trace: Trace) -> Segmentation:
-        return self._done[trace.id].segmentation
+        return self._get(trace).segmentation
 
     def label(self, trace: Trace, segmentation: Segmentation) -> Labeled:
-        return self._done[trace.id].labeled
+        return self._get(trace).labeled
 
     def clusters(self, trace: Trace) -> list[int | None] | None:
-        return self._done[trace.id].clusters
+        return self._get(trace).clusters
 
     def rewrites(self, trace: Trace) -> dict[int, tuple[str, str]] | None:
         """Accepted seam rewrites for the second splice of a trace (None: splice with connective repair)."""
@@ -212,12 +223,16 @@ class JudgedBackend:
 
     def usage(self, trace_id: str) -> dict[str, Any] | None:
         j = self._done.get(trace_id)
-        return j.usage.to_dict() if j else None
+        return j.usage.to_dict() if j and j.sent else None
 
     # -- one chunk
     def prepare(self, traces: list[Trace]) -> None:
         """Run the judge's steps over `traces`, one engine batch per step (plus one for the retries)."""
         self._done, self._rewrites = {}, {}
+        if self.gate:  # the pipeline's first keep rule, checked here so that rejected traces cost no judge call
+            finals = self.offline.checker.check_answers([(t.gold_answer, final_answer_of(t.reasoning))
+                                                          for t in traces])
+            traces = [t for t, v in zip(traces, finals, strict=True) if v.correct]
         for t in traces:
             off = self.offline.label(t, self.offline.segment(t))
             self._done[t.id] = Judged(off.segmentation, off)
@@ -307,7 +322,8 @@ class JudgedBackend:
 
 
 def make_backend(mode: str, judge_cfg: dict[str, Any], offline: OfflineBackend, *, runs_dir: str = "runs",
-                 tokenizer: str = "qwen2", engine: Any = None, rewrite: bool = False) -> JudgedBackend:
+                 tokenizer: str = "qwen2", engine: Any = None, rewrite: bool = False, gate: bool = True
+                 ) -> JudgedBackend:
     """The judged backend from `enhance.judge` (a plain dict); `engine` overrides the configured one (tests)."""
     if mode not in ("offline", "llm", "hybrid"):  # offline here: offline decisions, the judge only rewrites
         raise ConfigError(f"enhance.backend={mode!r}: use offline, llm or hybrid")
@@ -325,7 +341,7 @@ def make_backend(mode: str, judge_cfg: dict[str, Any], offline: OfflineBackend, 
     judge = Judge(engine, model_id=model_id, prompts=load_prompts(judge_cfg.get("prompts")), cache_dir=cache,
                   max_new_tokens=judge_cfg["max_new_tokens"], temperature=judge_cfg["temperature"],
                   top_p=judge_cfg["top_p"], seed=judge_cfg["seed"], retries=judge_cfg["retries"])
-    return JudgedBackend(mode, judge, offline, judge_cfg["max_chars"], rewrite=rewrite)
+    return JudgedBackend(mode, judge, offline, judge_cfg["max_chars"], rewrite=rewrite, gate=gate)
 
 
 def judged_map(fn: Callable[[Any], tuple[str, dict]], items: Iterable[Any], backend: JudgedBackend,

@@ -65,6 +65,7 @@ class Settings:
     judge: dict[str, Any] | None = None  # enhance.judge as a plain dict (llm / hybrid backends)
     rewrite: str = "none"  # none | llm
     runs_dir: str = "runs"  # where the judge's answer cache lives unless enhance.judge.cache_dir is set
+    judge_all: bool = False  # segment: judge every trace (enhance sends only those whose final answer is gold)
 
     def __post_init__(self) -> None:
         if self.no_correct not in ("reject", "keep_raw"):
@@ -97,7 +98,8 @@ class _Worker:
 
             self.backend = make_backend(settings.backend, settings.judge or {}, self.backend,
                                         runs_dir=settings.runs_dir, tokenizer=settings.tokenizer or "qwen2",
-                                        engine=JUDGE_ENGINE.get("engine"), rewrite=settings.rewrite == "llm")
+                                        engine=JUDGE_ENGINE.get("engine"), rewrite=settings.rewrite == "llm",
+                                        gate=not settings.judge_all)
 
     # ---- tokens
     def token_starts(self, texts: list[str]) -> list[list[int]]:
@@ -163,23 +165,28 @@ def _enhance(trace: Trace, w: _Worker) -> tuple[str, dict[str, Any]]:
     text = trace.reasoning
     if not text.strip():
         return _reject(trace.id, "empty_reasoning", "the reasoning field is empty or whitespace")
-    seg = w.backend.segment(trace)
-    lab: Labeled = w.backend.label(trace, seg)
-    if not lab.gold_parsable:
+    # The conclusion decides first (one rule, every backend), before any approach is segmented or verified: a
+    # trace rejected here costs one math-verify call, not one per candidate answer (the verdict is cached, so
+    # `label` below gets it for free).
+    final, stated_at = final_statement(text)
+    verdict = w.checker.check_answers([(trace.gold_answer, final)])[0]
+    if verdict.reason == "unparsable_gold":
         return _reject(trace.id, "unparsable_gold", f"math-verify cannot parse gold answer {trace.gold_answer!r}")
-    segs = lab.segmentation.segments
-    verdict = lab.final_verdict
-    if verdict is None or not verdict.correct:  # one rule: the enhanced text ends with the trace's own conclusion
+    if not verdict.correct:
         unclosed = any(t in text for t in _OPEN_TAGS) and not any(t in text for t in _CLOSE_TAGS)
-        if lab.final_answer is None or unclosed:
+        if final is None or unclosed:
             return _reject(trace.id, "unclosed_thought" if unclosed else "no_final_answer",
                            "the reasoning states no final answer at its end (truncated?); the enhanced text "
                            "must end with the conclusion and its answer")
-        if verdict is not None and verdict.reason in UNDECIDED:
+        if verdict.reason in UNDECIDED:
             return _reject(trace.id, "final_answer_unverified",
-                           f"math-verify could not decide {lab.final_answer!r} against gold {trace.gold_answer!r}")
+                           f"math-verify could not decide {final!r} against gold {trace.gold_answer!r}")
         return _reject(trace.id, "final_answer_wrong",
-                       f"the reasoning ends with {lab.final_answer!r}, gold is {trace.gold_answer!r}")
+                       f"the reasoning ends with {final!r}, gold is {trace.gold_answer!r}")
+    lab: Labeled = w.backend.label(trace, w.backend.segment(trace))
+    if not lab.gold_parsable:
+        return _reject(trace.id, "unparsable_gold", f"math-verify cannot parse gold answer {trace.gold_answer!r}")
+    segs = lab.segmentation.segments
     notes: list[str] = []
     if lab.first_correct is None:
         if st.no_correct == "reject":
@@ -190,7 +197,6 @@ def _enhance(trace: Trace, w: _Worker) -> tuple[str, dict[str, Any]]:
     texts = [text[s.start:s.end] for s in segs]
     judged = w.backend.clusters(trace) if hasattr(w.backend, "clusters") else None
     clusters: list[int | None] = judged if judged is not None else _offline_clusters(segs, texts, st)
-    _, stated_at = final_statement(text)
     # the paragraph the final answer is read from, and what follows, is never cut: not by a policy, not as an error
     errors = [(a, min(b, stated_at)) for a, b in lab.error_spans if stated_at is None or a < stated_at]
     if "kept_raw" in notes or policy.is_passthrough:

@@ -89,8 +89,9 @@ def compute(out_dir: Path, *, tokenizer: str, policy: str, backend: str, marks_e
         "error_spans_marked": error_spans,
         "notes": dict(sorted(notes.items())), "repairs": repairs,
     }
-    if backend != "offline" or any("judge" in r for r in _rows(out_dir / "rejected.jsonl")):
-        stats.update(judge_stats(out_dir))
+    judged = judge_stats(out_dir)
+    if judged["judge"]["traces"]:  # a judged backend or enhance.rewrite=llm
+        stats.update(judged)
     if not marks_error_spans:
         stats["error_spans_note"] = (f"the {backend} backend marks no error spans; cut_error_spans has nothing to cut")
     return stats, lengths

@@ -94,13 +94,19 @@ def test_crash_mid_chunk_resumes_byte_identical_and_a_new_policy_costs_no_calls(
 
 
 def test_hybrid_backend_through_the_pipeline(traces, tmp_path, monkeypatch):
+    wrong = {"id": "wrong", "problem": "Problem 9", "reasoning": TEXT, "gold_answer": "15"}
+    traces.write_text(traces.read_text() + json.dumps(wrong) + "\n")
     eng = Scripted({"label": ["{nope"], "cluster": ['{"clusters": []}']})
     monkeypatch.setitem(pipeline.JUDGE_ENGINE, "engine", eng)
     out = enhance(traces, tmp_path / "h", "enhance.backend=hybrid", f"enhance.judge.cache_dir={tmp_path / 'c'}")
     stats = json.loads((out / "stats.json").read_text())
-    assert stats["n_input"] == N == stats["n_kept"]
+    assert stats["n_input"] == N + 1 and stats["n_kept"] == N
     assert stats["judge_fallbacks"] == {"cluster": {"bad_clusters": N}, "label": {"bad_json": N}}
-    assert [s for s, _ in eng.batches] == ["label", "label", "cluster", "cluster"]  # one chunk: 2 batches a step
+    # one chunk: 2 batches a step (the retry); the trace whose final answer is wrong is never sent
+    assert eng.batches == [("label", N), ("label", N), ("cluster", N), ("cluster", N)]
+    assert read(out / "rejected.jsonl") == [{"id": "wrong", "reason": "final_answer_wrong",
+                                             "detail": "the reasoning ends with '14', gold is '15'"}]
+    assert stats["judge"]["traces"] == N
 
 
 def test_a_row_whose_final_answer_changed_is_rejected_and_counted(traces, tmp_path, monkeypatch):
