@@ -332,6 +332,9 @@ def make_backend(mode: str, judge_cfg: dict[str, Any], offline: OfflineBackend, 
     from dlcot.engines import make_engine
 
     ecfg = judge_cfg["engine"]
+    if engine is None and ecfg["name"] in ("hf", "vllm") and not judge_cfg.get("model"):
+        raise ConfigError(f"enhance.backend={mode} with enhance.judge.engine.name={ecfg['name']} needs "
+                          "enhance.judge.model=PATH (the judge model)")
     if engine is None:
         engine = make_engine(OmegaConf.create(ecfg), model_path=judge_cfg.get("model"), tokenizer_name=tokenizer,
                              seed=judge_cfg.get("seed", 0))

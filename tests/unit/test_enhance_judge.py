@@ -195,3 +195,16 @@ def test_parsers_reject_what_does_not_fit():
     seg = parse_segments(json.dumps(SEG_OK), TEXT, "t")
     assert seg.segments[0].start == 0 and seg.segments[-1].end == len(TEXT)
     assert all(a.end == b.start for a, b in zip(seg.segments, seg.segments[1:], strict=False))
+
+
+def test_a_judge_config_without_its_model_fails_naming_the_key(checker):
+    from dataclasses import asdict
+
+    from dlcot.enhance.llm import make_backend
+    from dlcot.errors import ConfigError
+    from dlcot.schema import JudgeConfig
+
+    with pytest.raises(ConfigError, match="enhance.judge.model"):
+        make_backend("llm", asdict(JudgeConfig()), OfflineBackend(checker))
+    with pytest.raises(ConfigError, match="offline, llm or hybrid"):
+        make_backend("gpt", asdict(JudgeConfig()), OfflineBackend(checker))
