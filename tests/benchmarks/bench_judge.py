@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-N_TRACES, MAX_NEW = 16, 48
+N_TRACES, MAX_NEW = 16, 128  # a judge answer (JSON with quotes) is ~100-500 tokens
 
 
 def run(model: Path, traces, chunk: int, batch: int) -> tuple[float, list]:
@@ -29,7 +29,7 @@ def run(model: Path, traces, chunk: int, batch: int) -> tuple[float, list]:
     engine = HFEngine(str(model), batch_size=batch)
     with AnswerChecker() as checker:
         judge = Judge(engine, model_id="tiny", prompts=load_prompts(None), cache_dir=None, max_new_tokens=MAX_NEW)
-        backend = JudgedBackend("llm", judge, OfflineBackend(checker), max_chars=100_000)
+        backend = JudgedBackend("llm", judge, OfflineBackend(checker), max_chars=100_000, gate=False)
         backend.prepare(traces[:1])  # warm-up: imports, math-verify, first forward pass
         usages = []
         start = time.perf_counter()
