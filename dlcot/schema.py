@@ -135,19 +135,39 @@ class EngineConfig:
 
 
 @dataclass
+class JudgeConfig:
+    """The LLM judge of `enhance.backend=llm|hybrid` (dlcot.enhance.judge / llm): any engine, its own model and
+    sampling. Prompts are one file per step (segment, label, cluster, rewrite) in conf/enhance/prompts/."""
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    model: str | None = None  # hf/vllm: local path; openai: served model name
+    max_new_tokens: int = 1024
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+    chunk: int = 32  # traces per engine batch (each step is one batch over a chunk) and per checkpoint
+    retries: int = 1  # a failed validation is asked again this many times, with the error stated
+    max_chars: int = 60000  # longer reasoning is not sent: every step falls back (reason too_long)
+    cache_dir: str | None = None  # answers cached by (model, prompt); None: <runs_dir>/judge_cache
+    prompts: str | None = None  # a directory with segment.txt, label.txt, cluster.txt, rewrite.txt
+
+
+@dataclass
 class EnhanceConfig:
     """DLCoT simplification policy (dlcot.enhance, conf/enhance/*.yaml). The default option `dlcot` is the
     paper's full method: keep the trunk (everything up to the first correct approach), deduplicate the redundant
     spans after it, drop incorrect/incomplete approaches after it. The trunk, conclusion, restatement and
     understanding are never cut."""
     name: str = "dlcot"
-    backend: str = "offline"  # offline (rule-based, deterministic) | llm (LLM-judged, via enhance.label.Backend)
+    backend: str = "offline"  # offline (rule-based) | llm (judge: segments, labels, clusters) | hybrid (offline segs)
     after_trunk: str = "keep"  # keep | drop: approaches/checks after the first correct one (drop: keep_first_correct)
     dedup: str = "all"  # none | all | last_k: cut every / the last k redundant spans (later members of a cluster)
     dedup_k: int = 1
     drop_incorrect_offtrunk: bool = True  # cut incorrect/incomplete approaches after the trunk
     cut_error_spans: bool = False  # cut spans a backend marks as errors (the offline backend marks none)
-    no_correct: str = "reject"  # reject | keep_raw: traces where no approach reaches gold
+    offtrunk_needs_error: bool = False  # SODE delete_all: drop an off-trunk non-correct approach only if it has errors
+    no_correct: str = "reject"  # reject | keep_raw: traces whose final answer is right but no approach is correct
+    rewrite: str = "none"  # none | llm: the judge rewrites each seam fluently (kept only if maths and answer survive)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
     cluster_threshold: float = 0.2  # Jaccard of math-token bigrams (best F1 on the gold dev pairs, README)
     repair_connectives: bool = True  # drop a dangling leading connective at a seam ("Wait,", "Alternatively,")
     connectives: list[str] = field(default_factory=lambda: [

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from dlcot.config import prepare_run_dir, reads_hash, run_dir, to_dict
 from dlcot.enhance import report, stats
-from dlcot.enhance.label import OfflineBackend
 from dlcot.enhance.pipeline import RunResult, Settings, enhance_one, run_stream, segment_one
 from dlcot.enhance.simplify import Policy
 from dlcot.errors import ConfigError, RecordError
@@ -22,7 +22,8 @@ def settings_from(cfg: DictConfig, *, tokenizer: bool = True) -> Settings:
     enh = to_dict(cfg.enhance)
     return Settings(policy=Policy.from_config(enh), backend=enh["backend"],
                     tokenizer=cfg.tokenizer if tokenizer else "", cluster_threshold=enh["cluster_threshold"],
-                    no_correct=enh["no_correct"])
+                    no_correct=enh["no_correct"], judge=enh["judge"], rewrite=enh["rewrite"],
+                    runs_dir=str(cfg.runs_dir))
 
 
 def _limit(cfg: DictConfig) -> int | None:
@@ -66,7 +67,7 @@ def segment(cfg: DictConfig) -> Path:
         raise ConfigError("dlcot segment needs output=FILE (one segmentation per line)")
     out = Path(cfg.output)
     rejected = out.with_name(out.stem + ".rejected.jsonl")
-    res = run_stream(segment_one, src, out, rejected, settings_from(cfg, tokenizer=False),
+    res = run_stream(segment_one, src, out, rejected, replace(settings_from(cfg, tokenizer=False), judge_all=True),
                      fields=to_dict(cfg.data.fields), limit=_limit(cfg), workers=cfg.enhance.workers,
                      desc="segment")
     log.info("segmented %d of %d traces (%d rejected → %s)", res.n_kept, res.n_input, res.n_rejected, rejected)
@@ -86,7 +87,7 @@ def enhance(cfg: DictConfig) -> Path:
     res = run_stream(enhance_one, src, out / "enhanced.jsonl", out / "rejected.jsonl", settings,
                      fields=to_dict(cfg.data.fields), limit=_limit(cfg), workers=cfg.enhance.workers)
     st, lengths = stats.compute(out, tokenizer=settings.tokenizer, policy=cfg.enhance.name, backend=settings.backend,
-                                marks_error_spans=OfflineBackend.marks_error_spans)
+                                marks_error_spans=settings.backend != "offline")
     atomic_write_json(out / "stats.json", st)
     overrides = " ".join(f"{k}={v}" for k, v in (("input", src), ("output", out), ("enhance", cfg.enhance.name),
                                                    ("tokenizer", settings.tokenizer)))

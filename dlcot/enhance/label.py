@@ -1,13 +1,15 @@
 """Outcomes of approaches, the answer a reasoning ends with, and the backend interface.
 
 An approach's outcome is *correct* / *incorrect* when it states an answer that `dlcot.answers` judges equal /
-unequal to gold, and *incomplete* when it states none (abandoned, or cut off). Verification spans keep the answer
+unequal to gold, *incomplete* when it states none (abandoned, or cut off), and *unverified* when math-verify
+timed out or could not decide (a verdict reason in UNDECIDED): that is not evidence of a wrong answer, so it is
+never cut as one and never ends the trunk. Verification spans keep the answer
 they confirm and no outcome (DESIGN.md §5).
 
 `Backend` is the stage interface: `segment` (structure) and `label` (outcomes, the final answer, and error spans
 where a backend can judge them). `OfflineBackend` is deterministic and needs no model; it marks no error spans
-(`marks_error_spans = False`, reported in stats as `error_spans_marked: 0` with a note). The LLM-judged backend
-implements the same two methods.
+(`marks_error_spans = False`, reported in stats as `error_spans_marked: 0` with a note). The LLM-judged backends
+(llm.py) implement the same two methods, plus `clusters`.
 """
 from __future__ import annotations
 
@@ -57,6 +59,18 @@ class Backend(Protocol):
     def label(self, trace: Trace, segmentation: Segmentation) -> Labeled: ...
 
 
+UNDECIDED = ("timeout", "undecided")  # verdict reasons math-verify gives when it cannot decide (dlcot.answers)
+
+
+def outcome_of(v: Verdict) -> str:
+    """correct | incorrect | incomplete (no answer) | unverified (math-verify could not decide: not wrong)."""
+    if v.reason == "no_answer":
+        return "incomplete"
+    if v.reason in UNDECIDED:
+        return "unverified"
+    return "correct" if v.correct else "incorrect"
+
+
 def label(seg: Segmentation, gold: str, final_answer: str | None, checker: AnswerChecker) -> Labeled:
     """Outcomes for every approach of `seg` (a new Segmentation; `seg` is not modified) and the final verdict,
     checked against `gold` in one batch through `checker`."""
@@ -68,8 +82,7 @@ def label(seg: Segmentation, gold: str, final_answer: str | None, checker: Answe
     for s in seg.segments:
         if s.kind == "approach":
             v = next(outcomes)
-            s = replace(s, outcome="incomplete" if v.reason == "no_answer" else
-                        ("correct" if v.correct else "incorrect"))
+            s = replace(s, outcome=outcome_of(v))
         segs.append(s)
     return Labeled(replace(seg, segments=segs), final_answer, verdicts[-1], gold_parsable)
 

@@ -10,13 +10,17 @@ written are exactly the first k inputs; a rerun skips k inputs (checking their i
 which gives the same files as an uninterrupted run. `stats.json` is computed from the finished output files,
 never from memory, so it is identical too.
 
-Keep rules (reasons in `rejected.jsonl`): `empty_reasoning`; `unparsable_gold` (math-verify cannot read the
-gold answer); `no_correct_approach` (no approach reaches gold, unless `no_correct=keep_raw`, which keeps the
-raw text); `no_final_answer` / `unclosed_thought` (the reasoning never states a final answer; truncated traces)
-and `final_answer_wrong` (it ends in a wrong answer): the enhanced text must end with the conclusion and its
-answer, so a trace whose own conclusion is missing or wrong cannot be enhanced. A trace whose conclusion is
-right but where no approach was found correct keeps its whole structure (no trunk cut; counted as
-`trunk_not_found`).
+Keep rules (reasons in `rejected.jsonl`), one rule for every backend and policy: `empty_reasoning`;
+`unparsable_gold` (math-verify cannot read the gold answer); then the trace's own conclusion decides, since the
+enhanced text must end with it: `no_final_answer` (none at the end), `unclosed_thought` (a truncated thought
+that does not end in the gold answer), `final_answer_wrong`, `final_answer_unverified` (math-verify timed out
+or could not decide: never read as wrong, never kept). A trace whose final answer is right but where no
+approach is labelled correct is `no_correct_approach` (SODE skips it: `no_correct=reject`, the default) or kept
+with its raw text (`no_correct=keep_raw`, note `kept_raw`). Finally `answer_changed`: a spliced text that no
+longer ends in the gold answer is not written. An approach whose answer math-verify cannot decide is
+`unverified`: never the trunk's end and never cut as wrong (simplify.py).
+
+Judged backends (`enhance.backend=llm|hybrid`, llm.py) run in this process, a chunk of traces per engine batch.
 """
 from __future__ import annotations
 
@@ -35,7 +39,8 @@ from typing import Any
 
 from dlcot.answers import AnswerChecker
 from dlcot.enhance import cluster as K
-from dlcot.enhance.label import Labeled, OfflineBackend, final_answer_of
+from dlcot.enhance.cues import final_statement
+from dlcot.enhance.label import UNDECIDED, Labeled, OfflineBackend, final_answer_of
 from dlcot.enhance.simplify import Decision, Policy, decide, splice
 from dlcot.errors import ConfigError, RecordError
 from dlcot.records import Reject, ResumableJsonl, Trace, read_records, to_json_dict
@@ -56,14 +61,25 @@ class Settings:
     tokenizer: str = "qwen2"
     cluster_threshold: float = EnhanceConfig().cluster_threshold
     no_correct: str = "reject"
-    answer_timeout_s: float = 0.5  # per math-verify call; a candidate it cannot decide in time counts as wrong
+    answer_timeout_s: float = 0.5  # per math-verify call; a candidate it cannot decide in time is `unverified`
+    judge: dict[str, Any] | None = None  # enhance.judge as a plain dict (llm / hybrid backends)
+    rewrite: str = "none"  # none | llm
+    runs_dir: str = "runs"  # where the judge's answer cache lives unless enhance.judge.cache_dir is set
+    judge_all: bool = False  # segment: judge every trace (enhance sends only those whose final answer is gold)
 
     def __post_init__(self) -> None:
         if self.no_correct not in ("reject", "keep_raw"):
             raise ConfigError(f"enhance.no_correct={self.no_correct!r}: use reject or keep_raw")
-        if self.backend != "offline":
-            raise ConfigError(f"enhance.backend={self.backend!r}: only the offline backend exists so far "
-                              "(the LLM-judged backend plugs into dlcot.enhance.label.Backend)")
+        if self.backend not in ("offline", "llm", "hybrid"):
+            raise ConfigError(f"enhance.backend={self.backend!r}: use offline, llm or hybrid")
+        if self.rewrite not in ("none", "llm"):
+            raise ConfigError(f"enhance.rewrite={self.rewrite!r}: use none or llm")
+        if (self.backend != "offline" or self.rewrite == "llm") and not self.judge:
+            raise ConfigError(f"enhance.backend={self.backend} / rewrite={self.rewrite} need enhance.judge")
+
+    @property
+    def judged(self) -> bool:
+        return self.backend != "offline" or self.rewrite == "llm"
 
 
 class _Worker:
@@ -76,7 +92,14 @@ class _Worker:
         self.tokenizer = load_tokenizer(settings.tokenizer) if settings.tokenizer else None
         _warm_imports()  # the checker forks its verifier from this process: warm, also after a timeout
         self.checker = AnswerChecker(workers=1, timeout_s=settings.answer_timeout_s)
-        self.backend = OfflineBackend(self.checker)
+        self.backend: Any = OfflineBackend(self.checker)
+        if settings.judged:
+            from dlcot.enhance.llm import make_backend
+
+            self.backend = make_backend(settings.backend, settings.judge or {}, self.backend,
+                                        runs_dir=settings.runs_dir, tokenizer=settings.tokenizer or "qwen2",
+                                        engine=JUDGE_ENGINE.get("engine"), rewrite=settings.rewrite == "llm",
+                                        gate=not settings.judge_all)
 
     # ---- tokens
     def token_starts(self, texts: list[str]) -> list[list[int]]:
@@ -88,6 +111,7 @@ class _Worker:
 
 
 _WS_TOKEN = re.compile(r"\S+")
+JUDGE_ENGINE: dict[str, Any] = {}  # tests put a ready engine here ("engine") instead of building enhance.judge.engine
 
 
 def _warm_imports() -> None:
@@ -141,43 +165,54 @@ def _enhance(trace: Trace, w: _Worker) -> tuple[str, dict[str, Any]]:
     text = trace.reasoning
     if not text.strip():
         return _reject(trace.id, "empty_reasoning", "the reasoning field is empty or whitespace")
-    seg = w.backend.segment(trace)
-    lab: Labeled = w.backend.label(trace, seg)
-    if not lab.gold_parsable:
+    # The conclusion decides first (one rule, every backend), before any approach is segmented or verified: a
+    # trace rejected here costs one math-verify call, not one per candidate answer (the verdict is cached, so
+    # `label` below gets it for free).
+    final, stated_at = final_statement(text)
+    verdict = w.checker.check_answers([(trace.gold_answer, final)])[0]
+    if verdict.reason == "unparsable_gold":
         return _reject(trace.id, "unparsable_gold", f"math-verify cannot parse gold answer {trace.gold_answer!r}")
-    segs = lab.segmentation.segments
-    first_correct = lab.first_correct
-    final_ok = bool(lab.final_verdict and lab.final_verdict.correct)
-    notes: list[str] = []
-    if first_correct is None and not final_ok:
-        if st.no_correct == "reject":
-            return _reject(trace.id, "no_correct_approach",
-                           f"none of {sum(s.kind == 'approach' for s in segs)} approaches reaches gold "
-                           f"{trace.gold_answer!r} (final answer {lab.final_answer!r})")
-        notes.append("kept_raw")
-    elif not final_ok:
-        if lab.final_answer is None:
-            unclosed = any(t in text for t in _OPEN_TAGS) and not any(t in text for t in _CLOSE_TAGS)
+    if not verdict.correct:
+        unclosed = any(t in text for t in _OPEN_TAGS) and not any(t in text for t in _CLOSE_TAGS)
+        if final is None or unclosed:
             return _reject(trace.id, "unclosed_thought" if unclosed else "no_final_answer",
                            "the reasoning states no final answer at its end (truncated?); the enhanced text "
                            "must end with the conclusion and its answer")
+        if verdict.reason in UNDECIDED:
+            return _reject(trace.id, "final_answer_unverified",
+                           f"math-verify could not decide {final!r} against gold {trace.gold_answer!r}")
         return _reject(trace.id, "final_answer_wrong",
-                       f"the reasoning ends with {lab.final_answer!r}, gold is {trace.gold_answer!r}")
-    elif first_correct is None:
-        notes.append("trunk_not_found")
+                       f"the reasoning ends with {final!r}, gold is {trace.gold_answer!r}")
+    lab: Labeled = w.backend.label(trace, w.backend.segment(trace))
+    if not lab.gold_parsable:
+        return _reject(trace.id, "unparsable_gold", f"math-verify cannot parse gold answer {trace.gold_answer!r}")
+    segs = lab.segmentation.segments
+    notes: list[str] = []
+    if lab.first_correct is None:
+        if st.no_correct == "reject":
+            return _reject(trace.id, "no_correct_approach",
+                           f"the final answer is right but none of {sum(s.kind == 'approach' for s in segs)} "
+                           f"approaches is labelled correct ({w.backend.name} backend)")
+        notes.append("kept_raw")
     texts = [text[s.start:s.end] for s in segs]
-    clustered = [i for i, s in enumerate(segs) if s.kind in ("approach", "verification")]
-    ids = K.cluster([texts[i] for i in clustered], st.cluster_threshold)
-    clusters: list[int | None] = [None] * len(segs)
-    for i, c in zip(clustered, ids, strict=False):
-        clusters[i] = c
+    judged = w.backend.clusters(trace) if hasattr(w.backend, "clusters") else None
+    clusters: list[int | None] = judged if judged is not None else _offline_clusters(segs, texts, st)
+    # the paragraph the final answer is read from, and what follows, is never cut: not by a policy, not as an error
+    errors = [(a, min(b, stated_at)) for a, b in lab.error_spans if stated_at is None or a < stated_at]
     if "kept_raw" in notes or policy.is_passthrough:
         decisions = [Decision(True) for _ in segs]
     else:
-        decisions = decide(segs, clusters, policy, texts)
-    cut = splice(text, segs, decisions, policy, lab.error_spans)
+        decisions = decide(segs, clusters, policy, texts, error_spans=errors, protect_from=stated_at)
+    rewrites = w.backend.rewrites(trace) if hasattr(w.backend, "rewrites") else None
+    cut = splice(text, segs, decisions, policy, errors, rewrites)
     enhanced = cut.text
-    preserved = w.checker.check_answers([(trace.gold_answer, final_answer_of(enhanced))])[0].correct
+    new_final = final_answer_of(enhanced)
+    if new_final != lab.final_answer:  # the same answer string needs no second check
+        v = w.checker.check_answers([(trace.gold_answer, new_final)])[0]
+        if not v.correct:
+            return _reject(trace.id, "answer_changed", f"the enhanced text ends with {new_final!r} (raw: "
+                           f"{lab.final_answer!r}, gold {trace.gold_answer!r}); nothing is written for it")
+    preserved = True
     before, after = w.token_starts([text, enhanced])
     spans_before = [(s.start, s.end, s.kind) for s in segs]
     cut_by_reason: dict[str, int] = {}
@@ -197,6 +232,15 @@ def _enhance(trace: Trace, w: _Worker) -> tuple[str, dict[str, Any]]:
                           "cut_by_reason": cut_by_reason}}
     row = {**to_json_dict(trace), "enhanced": enhanced, "lineage": lineage}
     return "kept", row
+
+
+def _offline_clusters(segs: list, texts: list[str], st: Settings) -> list[int | None]:
+    clustered = [i for i, s in enumerate(segs) if s.kind in ("approach", "verification")]
+    ids = K.cluster([texts[i] for i in clustered], st.cluster_threshold)
+    clusters: list[int | None] = [None] * len(segs)
+    for i, c in zip(clustered, ids, strict=False):
+        clusters[i] = c
+    return clusters
 
 
 def segment_one(item: Trace | Reject) -> tuple[str, dict[str, Any]]:
@@ -222,6 +266,15 @@ def _run_batch(fn: Callable[[Any], Any], batch: list[Any]) -> list[Any]:
 def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], settings: Settings, workers: int,
                 batch: int = BATCH) -> Iterator[Any]:
     """fn over items, in order, on `workers` processes (in-process when workers <= 1), memory bounded."""
+    if settings.judged:  # one engine, in this process: the judge batches a chunk of traces per step
+        _init(settings)
+        try:
+            from dlcot.enhance.llm import judged_map
+
+            yield from judged_map(fn, items, _worker().backend, settings.judge["chunk"])
+        finally:
+            _STATE.pop("w").checker.close()
+        return
     if workers <= 1:
         _init(settings)
         try:

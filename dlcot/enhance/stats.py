@@ -5,10 +5,12 @@ Keys (DESIGN.md §3 plus issue 3): n_input, n_kept, n_rejected, tokens_before, t
 kept traces whose enhanced text still ends in the gold answer through dlcot.answers), tokenizer,
 reject_reasons (counts), token_share_before / token_share_after (per segment kind), cut_tokens_by_reason,
 mean_approaches_before / mean_approaches_after (per kept trace), error_spans_marked (+ a note when the backend
-cannot mark any), notes (kept_raw, trunk_not_found counts), repairs.
+cannot mark any), notes (kept_raw counts), repairs; with a judged backend `judge` (calls and tokens, in all and
+per trace) and `judge_fallbacks` (by step and reason).
 """
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 from collections import Counter
@@ -87,6 +89,32 @@ def compute(out_dir: Path, *, tokenizer: str, policy: str, backend: str, marks_e
         "error_spans_marked": error_spans,
         "notes": dict(sorted(notes.items())), "repairs": repairs,
     }
+    judged = judge_stats(out_dir)
+    if judged["judge"]["traces"]:  # a judged backend or enhance.rewrite=llm
+        stats.update(judged)
     if not marks_error_spans:
         stats["error_spans_note"] = (f"the {backend} backend marks no error spans; cut_error_spans has nothing to cut")
     return stats, lengths
+
+
+def judge_stats(out_dir: Path) -> dict[str, Any]:
+    """What the judge spent (answers used, cached or not, so a resumed run reports the same) and where its
+    answers failed validation twice and the offline result was used: `judge_fallbacks` {step: {reason: n}}."""
+    calls = prompt = completion = n = 0
+    fallbacks: dict[str, Counter] = {}
+    rows = itertools.chain((r.get("lineage", {}).get("judge") for r in _rows(out_dir / "enhanced.jsonl")),
+                           (r.get("judge") for r in _rows(out_dir / "rejected.jsonl")))
+    for j in rows:
+        if j is None:
+            continue
+        n += 1
+        calls += j["calls"]
+        prompt += j["prompt_tokens"]
+        completion += j["completion_tokens"]
+        for f in j["fallbacks"]:
+            fallbacks.setdefault(f["step"], Counter())[f["reason"]] += 1
+    per = (lambda x: round(x / n, 2)) if n else (lambda x: 0.0)
+    return {"judge": {"traces": n, "calls": calls, "prompt_tokens": prompt, "completion_tokens": completion,
+                      "calls_per_trace": per(calls), "prompt_tokens_per_trace": per(prompt),
+                      "completion_tokens_per_trace": per(completion)},
+            "judge_fallbacks": {k: dict(sorted(v.items())) for k, v in sorted(fallbacks.items())}}

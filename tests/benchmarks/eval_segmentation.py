@@ -1,9 +1,10 @@
 """Quality of the offline DLCoT segmenter and of the redundancy measure (issue 3 "Quality"; figures in README).
 
-1. Segmentation on the gold dev set (../shared/data/gold/segments_dev.jsonl, 10 real Sky-T1 traces) and on
-   synthetic-teacher traces (truth known by construction): char-level kind agreement, approach-start F1 (±1
-   non-blank line), first answer within ±1 line, approach-count exact match, outcome accuracy; next to two
-   trivial segmenters (everything one approach; first paragraph restatement + one approach).
+1. Segmentation on both gold sets (../shared/data/gold/segments_dev.jsonl, 10 real Sky-T1 traces;
+   segments_dev2.jsonl, 8 real R1-distill traces) and on synthetic-teacher traces (truth known by
+   construction): char-level kind agreement, approach-start F1 (±1 non-blank line), first answer within ±1
+   line, approach-count exact match, outcome accuracy; next to two trivial segmenters (everything one
+   approach; first paragraph restatement + one approach).
 2. Redundancy measure: hand-labelled pairs of gold dev spans (same method or not, from the annotators' notes;
    PAIRS below) and synthetic approach pairs (same method name in the truth's note), scored by ROC AUC, best F1
    (and its threshold) and F1 at the configured threshold, for each candidate measure.
@@ -54,32 +55,41 @@ def print_quality(name: str, rep) -> None:
           f"{s['outcome_accuracy']:.3f}")
 
 
+GOLD_SETS = (("gold dev", "segments_dev.jsonl", "skyt1_math500.jsonl", "real Sky-T1 traces"),
+             ("gold dev2", "segments_dev2.jsonl", "r1distill_dev.jsonl", "real R1-distill traces"))
+
+
+def gold_quality(checker: AnswerChecker, name: str, gold_file: str, traces_file: str, what: str) -> None:
+    gold_path = SHARED / "gold" / gold_file
+    if not gold_path.is_file():
+        print(f"{name} set: skipped ({gold_path} not found)")
+        return
+    traces = {}
+    with (SHARED / "longcot" / traces_file).open() as fh:
+        for line in fh:
+            row = json.loads(line)
+            traces[row["id"]] = row
+    ours, t1, t2 = [], [], []
+    with gold_path.open() as fh:
+        for line in fh:
+            gold = Segmentation.from_dict(json.loads(line))
+            row = traces[gold.id]
+            text = row["reasoning"]
+            pred = label(segment(text, row["gold_answer"], gold.id), row["gold_answer"], final_answer_of(text),
+                         checker).segmentation
+            ours.append((text, pred, gold))
+            t1.append((text, trivial(text, gold.id, False), gold))
+            t2.append((text, trivial(text, gold.id, True), gold))
+    print(f"{name} set ({len(ours)} {what}; targets: kind >= 0.80, start F1 >= 0.70, first answer >= 0.80, "
+          "outcome >= 0.85)")
+    print_quality("offline segmenter", score(ours))
+    print_quality("trivial: one approach", score(t1))
+    print_quality("trivial: restatement + one approach", score(t2))
+
+
 def segmentation_quality(checker: AnswerChecker) -> None:
-    gold_path = SHARED / "gold" / "segments_dev.jsonl"
-    if gold_path.is_file():
-        traces = {}
-        with (SHARED / "longcot" / "skyt1_math500.jsonl").open() as fh:
-            for line in fh:
-                row = json.loads(line)
-                traces[row["id"]] = row
-        ours, t1, t2 = [], [], []
-        with gold_path.open() as fh:
-            for line in fh:
-                gold = Segmentation.from_dict(json.loads(line))
-                row = traces[gold.id]
-                text = row["reasoning"]
-                pred = label(segment(text, row["gold_answer"], gold.id), row["gold_answer"], final_answer_of(text),
-                             checker).segmentation
-                ours.append((text, pred, gold))
-                t1.append((text, trivial(text, gold.id, False), gold))
-                t2.append((text, trivial(text, gold.id, True), gold))
-        print(f"gold dev set ({len(ours)} real Sky-T1 traces; targets: kind >= 0.80, start F1 >= 0.70, first answer "
-              ">= 0.80, outcome >= 0.85)")
-        print_quality("offline segmenter", score(ours))
-        print_quality("trivial: one approach", score(t1))
-        print_quality("trivial: restatement + one approach", score(t2))
-    else:
-        print(f"gold dev set: skipped ({gold_path} not found)")
+    for gold_set in GOLD_SETS:
+        gold_quality(checker, *gold_set)
     rows = []
     for t in synthetic_traces(N_SYNTHETIC, seed=0):
         pred = label(segment(t.reasoning, t.gold_answer, t.id), t.gold_answer, final_answer_of(t.reasoning),

@@ -129,9 +129,9 @@ def test_bad_input_is_processed_or_rejected_with_a_reason(tmp_path, tiny_qwen_di
     reasons = {r["id"]: r["reason"] for r in read(out / "rejected.jsonl")}
     kept = {r["id"] for r in read(out / "enhanced.jsonl")}
     assert reasons["empty"] == "empty_reasoning"
-    assert reasons["no_answer"] == "no_correct_approach"
-    assert reasons["unclosed"] == "no_correct_approach"
-    assert reasons["no_breaks"] == "no_correct_approach"
+    assert reasons["no_answer"] == "no_final_answer"  # one rule: the trace's own conclusion decides first
+    assert reasons["unclosed"] == "unclosed_thought"
+    assert reasons["no_breaks"] == "no_final_answer"
     assert reasons["bad_gold"] == "unparsable_gold"
     assert reasons["dup"] == "duplicate_id" and "dup" in kept
     assert reasons["line:10"] == "bad_json" and reasons["missing"] == "missing_field"
@@ -140,14 +140,22 @@ def test_bad_input_is_processed_or_rejected_with_a_reason(tmp_path, tiny_qwen_di
 
 
 def test_keep_raw_keeps_traces_without_a_correct_approach(tmp_path, tiny_qwen_dir):
+    """One rule (pipeline.py): a wrong final answer is rejected under every setting; `no_correct` only decides
+    traces whose conclusion is right but where no approach is labelled correct."""
     good = next(iter(synthetic_traces(1, seed=1))).to_trace_record()
-    src = write_jsonl(tmp_path / "wrong.jsonl", [{**good, "gold_answer": "123456"}])
+    musing = ("We need the sum of 3 and 4.\n\nI recall addition is commutative, so the order does not matter."
+              "\n\nLet me think about what the sum of 3 and 4 could be, counting on from 3 by four steps.\n\n"
+              "Therefore, the final answer is \\boxed{7}.")
+    src = write_jsonl(tmp_path / "t.jsonl", [{**good, "id": "wrong", "gold_answer": "123456"},
+                                             {**good, "id": "musing", "reasoning": musing, "gold_answer": "7"}])
     with pytest.raises(RecordError, match="no trace could be used"):
         enhance(src, tmp_path / "reject", tiny_qwen_dir)
+    assert {r["id"]: r["reason"] for r in read(tmp_path / "reject" / "rejected.jsonl")} == {
+        "wrong": "final_answer_wrong", "musing": "no_correct_approach"}
     out = enhance(src, tmp_path / "raw", tiny_qwen_dir, "enhance.no_correct=keep_raw")
     (row,) = read(out / "enhanced.jsonl")
-    assert row["enhanced"] == good["reasoning"] and row["lineage"]["notes"] == ["kept_raw"]
-    assert json.loads((out / "stats.json").read_text())["answer_preserved"] == 0.0
+    assert row["id"] == "musing" and row["enhanced"] == musing and row["lineage"]["notes"] == ["kept_raw"]
+    assert read(out / "rejected.jsonl")[0]["reason"] == "final_answer_wrong"
 
 
 def test_segment_command_writes_the_gold_format(synth_file, tmp_path):
@@ -173,11 +181,15 @@ def test_cli_errors_are_clear(tmp_path, capsys):
 
 @pytest.mark.shared_data
 def test_s1k_gemini_with_default_field_aliases(shared_data, tmp_path, tiny_qwen_dir):
-    out = enhance(shared_data / "longcot" / "s1k_gemini.jsonl", tmp_path / "s1k", tiny_qwen_dir, "enhance=none",
-                  "enhance.no_correct=keep_raw")
-    stats = json.loads((out / "stats.json").read_text())
-    assert stats["n_input"] == 5 == stats["n_kept"] + stats["n_rejected"]
-    assert stats["n_kept"] >= 1 and "internal_error" not in stats["reject_reasons"]
+    """The s1K fields (question, gemini_thinking_trajectory, solution) map by default. None of these 5 proof-style
+    traces ends in its gold answer as math-verify reads it, so under the one keep rule none is kept, for a
+    stated reason (not a missing field, not an internal error)."""
+    with pytest.raises(RecordError, match="no trace could be used"):
+        enhance(shared_data / "longcot" / "s1k_gemini.jsonl", tmp_path / "s1k", tiny_qwen_dir, "enhance=none",
+                "enhance.no_correct=keep_raw")
+    reasons = [r["reason"] for r in read(tmp_path / "s1k" / "rejected.jsonl")]
+    assert len(reasons) == 5 and set(reasons) <= {"final_answer_wrong", "final_answer_unverified",
+                                                  "no_final_answer", "unparsable_gold"}
 
 
 @pytest.mark.shared_data

@@ -82,3 +82,12 @@ def test_gold_dev_outcome_accuracy(shared_data, checker):
                           gold_answer=row["gold_answer"])
             pairs.append((row["reasoning"], backend.label(trace, backend.segment(trace)).segmentation, gold))
     assert score(pairs).outcome_accuracy >= 0.85
+
+
+@pytest.mark.parametrize("reason, outcome", [("timeout", "unverified"), ("undecided", "unverified"),
+                                             ("mismatch", "incorrect"), ("no_answer", "incomplete")])
+def test_an_undecided_verdict_is_unverified_not_incorrect(reason, outcome):
+    from dlcot.answers import Verdict
+    from dlcot.enhance.label import outcome_of
+
+    assert outcome_of(Verdict(False, reason, "x")) == outcome

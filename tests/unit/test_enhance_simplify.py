@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pytest
 
-from dlcot.enhance.simplify import Policy, decide, rebuild, splice
+from dlcot.enhance.simplify import Decision, Policy, decide, rebuild, splice
 from dlcot.errors import ConfigError
 from dlcot.records import Segment
 
@@ -115,7 +115,7 @@ def test_protected_spans_are_never_cut():
 def test_connective_repair_logs_what_it_removed_and_can_be_switched_off():
     out, _ = run(POLICIES["dedup_all"])
     assert out.lineage["repairs"] == [{"at": len(R + U + A1 + V1 + A2), "source_offset": SEGS[7].start,
-                                       "removed": "But wait, "}]
+                                       "removed": "But wait, ", "capitalised": True}]
     raw, _ = run(Policy("dedup_all", "keep", "all", 1, False, repair_connectives=False))
     assert V3 in raw.text
 
@@ -146,3 +146,48 @@ def test_invalid_policy_values_fail_clearly(bad):
 def test_policy_from_config_orders_connectives_longest_first():
     p = Policy.from_config({"name": "x", "connectives": ["Wait,", "But wait,"], "workers": 2, "backend": "offline"})
     assert p.connectives == ("But wait,", "Wait,")
+
+
+@pytest.mark.parametrize("after, expected", [
+    ("Wait, x = 3 satisfies it.", "x = 3 satisfies it."),
+    ("Wait, ab = 6 here.", "ab = 6 here."),
+    ("But f(x) = 2 at 0.", "f(x) = 2 at 0."),
+    ("Hmm, sin x is 0 there.", "sin x is 0 there."),
+    ("Wait, a_n grows.", "a_n grows."),
+    ("Alternatively, we can add them.", "We can add them."),
+])
+def test_seam_repair_never_changes_the_case_of_maths(after, expected):
+    text = "Restated.\n\nCut me.\n\n" + after
+    segs = [Segment("restatement", 0, 11), Segment("verification", 11, 20), Segment("conclusion", 20, len(text))]
+    policy = POLICIES["dedup_all"]
+    out = splice(text, segs, [Decision(True), Decision(False, "redundant"), Decision(True)], policy)
+    assert out.text == "Restated.\n\n" + expected
+    assert rebuild(text, out.lineage) == out.text
+
+
+def test_the_final_statement_is_protected_even_when_segmented_as_a_redundant_check():
+    # a short trace: its last paragraph (where the final answer is read) came out as a check in A2's cluster
+    segs = [*SEGS[:5], Segment("verification", SEGS[5].start, len(TEXT))]
+    clusters = [None, None, 0, 1, 2, 2]
+    decisions = decide(segs, clusters, POLICIES["dedup_all"], protect_from=TEXT.index("Therefore, the answer"))
+    assert decisions[5].kept
+    assert not decide(segs, clusters, POLICIES["dedup_all"])[5].kept  # what happened without the protection
+
+
+def test_offtrunk_needs_error_deletes_only_wrong_approaches_with_errors():
+    segs = [*SEGS[:8], Segment("approach", SEGS[8].start, SEGS[8].end, 4, "20", "incorrect"), *SEGS[9:]]
+    clusters = [None, None, 0, 1, 2, 3, 4, 5, 6, 7, None]  # nothing redundant
+    sode = Policy("keep_one_global_delete_all", "keep", "all", 1, True, cut_error_spans=True,
+                  offtrunk_needs_error=True)
+    err = (SEGS[8].start + 3, SEGS[8].start + 10)  # inside A4 only
+    d = decide(segs, clusters, sode, error_spans=[err])
+    assert not d[8].kept and d[8].reason == "incorrect_offtrunk"
+    assert d[6].kept  # A3: incorrect off the trunk but no errors marked: SODE keeps it
+    assert not decide(segs, clusters, POLICIES["dlcot"])[6].kept  # the dlcot policy deletes it anyway
+
+
+def test_unverified_approaches_are_neither_trunk_nor_cut_as_wrong():
+    segs = [s if s.approach != 3 else Segment(s.kind, s.start, s.end, 3, s.answer, "unverified") for s in SEGS]
+    clusters = [None, None, 0, 1, 2, 3, 4, 5, 6, 7, None]
+    d = decide(segs, clusters, POLICIES["dlcot"])
+    assert d[6].kept

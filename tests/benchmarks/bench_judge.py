@@ -1,0 +1,71 @@
+"""The LLM-judged enhance backend: judge calls and tokens per trace, and chunked batches vs one trace at a time.
+
+A tiny random qwen2 model (dlcot.testing) is the judge through the hf engine on CPU, so every answer is
+garbage: each step is asked twice (the retry) and falls back, which is the most calls a trace can cost. The
+same N_TRACES synthetic traces go through `JudgedBackend.prepare` (backend=llm: segment, label, cluster)
+1. one trace at a time: chunk 1, engine batch 1;
+2. batched: one chunk of N_TRACES, engine batch 8 (each step one `generate` call over the chunk),
+with no answer cache, greedy, MAX_NEW new tokens, one torch thread; prints wall time of each, their ratio
+(target >= 3x), and the judge's calls, prompt and completion tokens per trace (identical in both runs).
+Run: .venv/bin/python tests/benchmarks/bench_judge.py
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+N_TRACES, MAX_NEW = 16, 128  # a judge answer (JSON with quotes) is ~100-500 tokens
+
+
+def run(model: Path, traces, chunk: int, batch: int) -> tuple[float, list]:
+    from dlcot.answers import AnswerChecker
+    from dlcot.engines.hf import HFEngine
+    from dlcot.enhance.judge import Judge, load_prompts
+    from dlcot.enhance.label import OfflineBackend
+    from dlcot.enhance.llm import JudgedBackend
+
+    engine = HFEngine(str(model), batch_size=batch)
+    with AnswerChecker() as checker:
+        judge = Judge(engine, model_id="tiny", prompts=load_prompts(None), cache_dir=None, max_new_tokens=MAX_NEW)
+        backend = JudgedBackend("llm", judge, OfflineBackend(checker), max_chars=100_000, gate=False)
+        backend.prepare(traces[:1])  # warm-up: imports, math-verify, first forward pass
+        usages = []
+        start = time.perf_counter()
+        for k in range(0, len(traces), chunk):
+            backend.prepare(traces[k:k + chunk])
+            usages.extend(backend._done[t.id].usage for t in traces[k:k + chunk])
+        return time.perf_counter() - start, usages
+
+
+def main() -> int:
+    import torch
+
+    from dlcot.data.synthetic import synthetic_traces
+    from dlcot.records import Trace
+    from dlcot.testing import build_tiny_model
+
+    torch.set_num_threads(1)  # both settings on one core: the ratio measures batching, not thread scheduling
+    traces = [Trace(t.id, t.problem, t.reasoning, t.gold_answer) for t in synthetic_traces(N_TRACES, seed=3)]
+    with tempfile.TemporaryDirectory() as tmp:
+        model = build_tiny_model("qwen", Path(tmp) / "tiny", max_position_embeddings=16384)
+        single, u1 = run(model, traces, chunk=1, batch=1)
+        batched, u8 = run(model, traces, chunk=N_TRACES, batch=8)
+    assert [u.calls for u in u1] == [u.calls for u in u8]
+    n = len(u8)
+    calls = sum(u.calls for u in u8) / n
+    prompt = sum(u.prompt_tokens for u in u8) / n
+    completion = sum(u.completion_tokens for u in u8) / n
+    fallbacks = sum(len(u.fallbacks) for u in u8)
+    print(f"judge = tiny random qwen2 through the hf engine on CPU, backend=llm, {n} synthetic traces, "
+          f"{MAX_NEW} new tokens, greedy:")
+    print(f"  per trace: {calls:.1f} judge calls, {prompt:.0f} prompt tokens, {completion:.0f} completion tokens "
+          f"({fallbacks} step fallbacks in all: a random model's answers never validate)")
+    print(f"  one trace at a time: {single:.2f} s; chunk of {n}, engine batch 8: {batched:.2f} s; "
+          f"ratio {single / batched:.2f}x (target >= 3x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
