@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from dlcot.answers import AnswerChecker
 from dlcot.config import prepare_run_dir, to_dict
 from dlcot.engines import Engine, make_engine
-from dlcot.errors import ConfigError
+from dlcot.errors import ConfigError, RecordError
 from dlcot.eval.benchmarks import load_benchmark
 from dlcot.eval.generate import Sampling, generate_predictions
 from dlcot.eval.metrics import compute_metrics
@@ -69,6 +69,11 @@ def evaluate(cfg: DictConfig, model_path: str | Path | None, output_dir: str | P
     reasons: dict[str, int] = {}
     for r in rejects:
         reasons[r.reason] = reasons.get(r.reason, 0) + 1
+    if not rows:
+        hint = (" (engine=replay matches stored responses by id; engine.match=problem matches them by problem "
+                "text)" if cfg.engine.name == "replay" else "")
+        raise RecordError(f"no predictions to score: every problem of benchmark {bench.name} ({source}) was "
+                          f"rejected ({reasons}){hint}; see {out / 'rejected.jsonl'}")
     metrics = {
         "benchmark": bench.name, "benchmark_source": source, "model": str(model_path) if model_path else None,
         "engine": engine.name, "tokenizer": engine.tokenizer_name,

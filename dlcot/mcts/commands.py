@@ -23,13 +23,13 @@ from tqdm import tqdm
 
 from dlcot.answers import AnswerChecker
 from dlcot.config import prepare_run_dir
-from dlcot.data.sources import pending_problems
+from dlcot.data.sources import pending_problems, work_done_ids
 from dlcot.engines import NEEDS_MODEL, Engine, make_engine
 from dlcot.errors import ConfigError
 from dlcot.mcts.extract import balanced, pair_row, paths, preference_pairs, trace_row
 from dlcot.mcts.search import Searcher, SearchStats
 from dlcot.mcts.tree import BACKTRACK, KINDS, Tree, check_transfer
-from dlcot.records import Reject, ResumableJsonl, atomic_write_json, write_jsonl
+from dlcot.records import Reject, ResumableJsonl, atomic_write_json, check_accounting, reopen_committed, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,9 @@ def run(cfg: DictConfig, engines: Sequence[Engine] | None = None) -> Path:
         raise ConfigError(f"dlcot mcts with engine={cfg.engine.name}: set teacher.model=<Hub name or path>, the "
                           "model that writes the thought nodes")
     out = prepare_run_dir(cfg)
+    reopen_committed(out / "trees.jsonl", out / "rejected.jsonl")
     trees, rejects = ResumableJsonl(out / "trees.jsonl"), ResumableJsonl(out / "rejected.jsonl")
-    done = trees.done_ids | rejects.done_ids
+    done = trees.done_ids | work_done_ids(rejects)
     n_input, todo = pending_problems(cfg, rejects, done.__contains__)
     own = engines is None
     if own:
@@ -111,6 +112,7 @@ def extract(out: Path, m: DictConfig, n_input: int, search: SearchStats, tokeniz
             pairs += [pair_row(tree, k, c, r) for k, (c, r) in enumerate(preference_pairs(candidates, m.max_pairs))]
     input_rejects = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines() if line.strip()]
     rejected = input_rejects + [{"id": r.id, "reason": r.reason, "detail": r.detail} for r in unsolved]
+    check_accounting(out, n_input, len(sft), len(rejected))
     write_jsonl(out / "sft.jsonl", sft)
     write_jsonl(out / "pairs.jsonl", pairs)
     write_jsonl(out / "rejected.jsonl", rejected)
