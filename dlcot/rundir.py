@@ -31,9 +31,9 @@ _held: dict[Path, int] = {}  # lock file (resolved) -> open fd, for the locks th
 
 def check_output(path: str | Path, *, kind: str = "dir", key: str = "output") -> Path:
     """Raise a one-line ConfigError unless `path` can be created/written as a `kind` ("dir" or "file")."""
-    path = Path(path)
-    if kind == "file" and (str(path).endswith(os.sep) or path.is_dir()):
+    if kind == "file" and (str(path).endswith(os.sep) or Path(path).is_dir()):
         raise ConfigError(f"{key}={path}: is a directory; give a file name")
+    path = Path(path)
     if kind == "dir" and path.exists() and not path.is_dir():
         raise ConfigError(f"{key}={path}: is a file, not a directory")
     probe = path if kind == "dir" else path.parent
