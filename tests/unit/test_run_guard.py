@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -88,8 +89,9 @@ COMMANDS = {"generate": [], "enhance": ["input=x.jsonl"], "mcts": [], "eval": []
             "segment": ["input=x.jsonl"], "report": ["runs=."]}
 
 
-@pytest.mark.parametrize("command", sorted(COMMANDS))
-@pytest.mark.parametrize("case", ["is_a_file", "under_a_file", "read_only"])
+@pytest.mark.parametrize("command, case", [*((c, "is_a_file") for c in sorted(COMMANDS)),
+                                           ("generate", "under_a_file"), ("segment", "under_a_file"),
+                                           ("eval", "read_only"), ("enhance", "read_only")])
 def test_a_bad_output_path_is_one_line_before_any_work(command, case, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
@@ -113,6 +115,29 @@ def test_segment_output_dir_slash_fails_before_reading_the_input(tmp_path):
     with pytest.raises(ConfigError, match="is a directory"):
         run_command("segment", [f"input={src}", f"output={tmp_path}/seg/"])
     assert not (tmp_path / "seg").exists()
+
+
+def test_sigterm_ends_a_command_like_ctrl_c_in_one_line(tmp_path, monkeypatch, capsys):
+    import signal
+
+    from dlcot import cli
+
+    def busy(cfg):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this
+        raise AssertionError("SIGTERM was not delivered")
+
+    def unhandled(signum, frame):
+        raise AssertionError("dlcot installed no SIGTERM handler")
+
+    previous = signal.signal(signal.SIGTERM, unhandled)  # not the default action: that would end pytest
+    monkeypatch.setattr(cli, "resolve_command", lambda name: busy)
+    try:
+        code = main(["generate", f"output={tmp_path}"])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    err = capsys.readouterr().err
+    assert code == 143 and err.count("\n") == 1 and "interrupted (SIGTERM)" in err and "Traceback" not in err
 
 
 # ------------------------------------------------------------------------------------------ accounting
