@@ -249,19 +249,28 @@ def check_accounting(where: str | Path, n_input: int, n_kept: int, n_rejected: i
 # ------------------------------------------------------------------------------------------------ writing
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write a whole file so that readers see either the old or the new content, never a torn one."""
+    _atomic_write(path, [text])
+
+
+def _atomic_write(path: str | Path, chunks: Iterable[str]) -> int:
+    """Stream `chunks` into a temporary sibling, then rename it over `path`; returns the number of chunks."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    n = 0
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get what open() would give (0644 usually)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            for chunk in chunks:
+                fh.write(chunk)
+                n += 1
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return n
 
 
 def _umask() -> int:
@@ -274,12 +283,17 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def json_line(row: Mapping[str, Any] | Any) -> str:
+    """One JSONL line of a row (Problem/Trace flattened with `to_json_dict`, other dataclasses with `asdict`)."""
+    if not isinstance(row, Mapping):
+        row = to_json_dict(row) if isinstance(row, (Trace, Problem)) else asdict(row)
+    return json.dumps(row, ensure_ascii=False, default=str) + "\n"
+
+
 def write_jsonl(path: str | Path, rows: Iterable[Mapping[str, Any] | Any]) -> int:
-    """Write all rows atomically (dataclasses are converted); returns the number written."""
-    with ResumableJsonl(path, resume=False) as out:
-        for row in rows:
-            out.write(row)
-    return out.n_written
+    """Write all rows atomically; returns the number written. Through a temporary file, never `<path>.partial`:
+    that name belongs to a resumable stage, and a kill here must not leave a file a rerun would resume from."""
+    return _atomic_write(path, map(json_line, rows))
 
 
 def reopen_committed(*paths: str | Path) -> None:
@@ -327,9 +341,7 @@ class ResumableJsonl:
                 self.n_written += 1
 
     def write(self, row: Mapping[str, Any] | Any) -> None:
-        if not isinstance(row, Mapping):
-            row = to_json_dict(row) if isinstance(row, (Trace, Problem)) else asdict(row)
-        self._fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        self._fh.write(json_line(row))
         self._fh.flush()
         self.n_written += 1
 
