@@ -289,3 +289,33 @@ def test_a_killed_enhance_leaves_no_worker_and_resumes(sig, tiny_qwen_dir, tmp_p
     if not (whole / "stats.json").exists():
         run(whole)
     same_files(run(out), whole, ENHANCE_FILES)
+
+
+# ------------------------------------------------------------------------------------------ train
+@pytest.mark.slow
+def test_train_killed_while_saving_a_checkpoint_resumes_from_the_last_complete_one(tmp_path):
+    from train_fixtures import traces, write_traces
+    from transformers.trainer_callback import TrainerState
+
+    data = write_traces(tmp_path / "traces.jsonl", traces(8))
+    common = ["train=sft_cpu_tiny", f"train.data={data}", "student=tiny_llama", "train.max_steps=6",
+              "train.save_steps=2", "train.lora.enabled=false", "train.logging_steps=1",
+              f"runs_dir={tmp_path / 'runs'}"]
+    straight = run_command("train", [*common, f"output={tmp_path / 'straight'}"])
+    real = TrainerState.save_to_json
+
+    def torn(state: TrainerState, path: str) -> None:
+        if state.global_step == 4:  # the Trainer writes trainer_state.json last: the kill lands in it
+            Path(path).write_text('{"global_st')
+            raise Killed("while saving checkpoint-4")
+        real(state, path)
+
+    killed = tmp_path / "killed"
+    with pytest.MonkeyPatch.context() as mp, contextlib.suppress(Killed):
+        mp.setattr(TrainerState, "save_to_json", torn)
+        run_command("train", [*common, f"output={killed}"])
+    assert (killed / "checkpoint-4").is_dir() and not (killed / "train_stats.json").exists()
+    resumed = run_command("train", [*common, f"output={killed}"])
+    a, b = (json.loads((d / "train_stats.json").read_text()) for d in (resumed, straight))
+    assert a["global_step"] == b["global_step"] == 6 and a["tokens_seen"] == b["tokens_seen"]
+    assert [v for _, v in a["loss"]["curve"]] == pytest.approx([v for _, v in b["loss"]["curve"]], abs=1e-5)
