@@ -27,6 +27,7 @@ from pathlib import Path
 
 from dlcot.errors import ConfigError, DlcotError
 from dlcot.records import atomic_write_json
+from dlcot.rundir import check_output
 
 log = logging.getLogger(__name__)
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -100,6 +101,7 @@ def run(overrides: Sequence[str]) -> Path | None:
                          *(f"  {i}: dlcot run {' '.join([*base, *j.overrides])}" for i, j in enumerate(jobs))]))
         return None
     selected = _selected(flags, jobs)
+    check_output(root)
     root.mkdir(parents=True, exist_ok=True)
     log.info("sweep of %d jobs into %s; running %d", len(jobs), root, len(selected))
     for job in selected:
