@@ -48,6 +48,12 @@ def die_with_parent(parent: int | None = None, *, period_s: float = 1.0) -> None
         os._exit(1)
 
 
+def exec_dies_with_parent() -> None:
+    """`preexec_fn` of the commands dlcot runs as processes (`accelerate launch` stages, sweep jobs): a kill -9 of
+    dlcot ends them too (Linux; elsewhere they end when they next write to the closed pipe or finish)."""
+    _prctl_pdeathsig(signal.SIGKILL)
+
+
 def _before_fork() -> None:
     _parent["pid"] = os.getpid()
 

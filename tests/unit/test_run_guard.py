@@ -141,6 +141,38 @@ def test_sigterm_ends_a_command_like_ctrl_c_in_one_line(tmp_path, monkeypatch, c
     assert code == 143 and err.count("\n") == 1 and "interrupted (SIGTERM)" in err and "Traceback" not in err
 
 
+CHILDREN = """
+import multiprocessing as mp, subprocess, time
+from dlcot import procs
+procs.install()
+worker = mp.get_context("fork").Process(target=time.sleep, args=(60,))
+worker.start()
+command = subprocess.Popen(["sleep", "60"], preexec_fn=procs.exec_dies_with_parent)
+print(worker.pid, command.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_forked_workers_and_started_commands_end_with_a_killed_parent():
+    parent = subprocess.Popen([sys.executable, "-c", CHILDREN], stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in parent.stdout.readline().split()]
+    assert len(pids) == 2 and all(_running(p) for p in pids)
+    parent.kill()  # kill -9: no cleanup code of the parent runs
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while any(_running(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in pids if _running(p)]
+
+
 # ------------------------------------------------------------------------------------------ accounting
 def test_duplicate_id_plus_a_crash_drops_no_problem(tmp_path):
     """The duplicate's reject is written first under the original's id; the resumed run must still do it."""
