@@ -156,7 +156,10 @@ def reads_hash(cfg: DictConfig, command: str, length: int = 8) -> str:
     """Short hash of the config parts `command` reads (SHARED_READS): equal for every chain it can serve."""
     data = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(data, dict)
-    return _digest({k: data.get(k) for k in SHARED_READS[command]}, length)
+    reads = {k: data.get(k) for k in SHARED_READS[command]}
+    if isinstance(reads.get("enhance"), dict):  # how many processes enhance uses changes no byte of its output
+        reads["enhance"] = {k: v for k, v in reads["enhance"].items() if k != "workers"}
+    return _digest(reads, length)
 
 
 def run_dir(cfg: DictConfig) -> Path:

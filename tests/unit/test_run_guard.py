@@ -65,6 +65,16 @@ def test_train_refuses_the_checkpoints_of_another_config(tmp_path):
     prepare_run_dir(compose("train", [*TRAIN, "train.learning_rate=0.1", "train.resume=never", f"output={out}"]))
 
 
+def test_enhance_resumes_with_another_worker_count_but_not_another_policy():
+    from dlcot.config import reads_hash
+
+    base = compose("enhance", ["input=t.jsonl"])
+    assert reads_hash(base, "enhance") == reads_hash(compose("enhance", ["input=t.jsonl", "enhance.workers=7"]),
+                                                     "enhance")
+    assert reads_hash(base, "enhance") != reads_hash(compose("enhance", ["input=t.jsonl", "enhance=none"]),
+                                                     "enhance")
+
+
 def test_train_resume_skips_a_checkpoint_cut_by_a_kill_during_its_save(tmp_path):
     from dlcot.train.fit import resume_checkpoint
 
