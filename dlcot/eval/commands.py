@@ -22,7 +22,7 @@ from dlcot.eval.benchmarks import load_benchmark
 from dlcot.eval.generate import Sampling, generate_predictions
 from dlcot.eval.metrics import compute_metrics
 from dlcot.eval.report import write_report
-from dlcot.records import atomic_write_json, write_jsonl
+from dlcot.records import atomic_write_json, check_accounting, write_jsonl
 from dlcot.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,7 @@ def evaluate(cfg: DictConfig, model_path: str | Path | None, output_dir: str | P
         **compute_metrics(rows, n=sampling.n, ks=list(ev.k), markers=list(ev.markers),
                           breakdown=list(bench.breakdown)),
     }
+    check_accounting(out, metrics["n_input"], metrics["n"], metrics["n_rejected"])  # scored or rejected, once
     atomic_write_json(out / "metrics.json", metrics)
     write_report(out, metrics, rows)
     with Tracker(cfg, out, "eval") as tracker:
