@@ -50,8 +50,10 @@ def die_with_parent(parent: int | None = None, *, period_s: float = 1.0) -> None
 
 def exec_dies_with_parent() -> None:
     """`preexec_fn` of the commands dlcot runs as processes (`accelerate launch` stages, sweep jobs): a kill -9 of
-    dlcot ends them too (Linux; elsewhere they end when they next write to the closed pipe or finish)."""
+    dlcot ends them too (Linux; elsewhere they end when they next write to the closed pipe or finish). Runs after
+    the at-fork hook, whose ignored Ctrl-C would survive exec: the command gets default signal actions back."""
     _prctl_pdeathsig(signal.SIGKILL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _before_fork() -> None:

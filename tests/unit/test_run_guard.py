@@ -158,6 +158,8 @@ procs.install()
 worker = mp.get_context("fork").Process(target=time.sleep, args=(60,))
 worker.start()
 command = subprocess.Popen(["sleep", "60"], preexec_fn=procs.exec_dies_with_parent)
+sigint = open(f"/proc/{command.pid}/status").read().split("SigIgn:")[1].split()[0]
+assert int(sigint, 16) & (1 << 1) == 0, "the started command must not inherit an ignored Ctrl-C"
 print(worker.pid, command.pid, flush=True)
 time.sleep(60)
 """
