@@ -28,6 +28,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from dlcot import procs
 from dlcot.config import SHARED_READS, compose, config_hash, is_rank0, prepare_run_dir, reads_hash
 from dlcot.errors import ConfigError
 from dlcot.records import atomic_write_json
@@ -90,7 +91,7 @@ def _launch(stage: DictConfig, overrides: list[str]) -> None:
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", stage.launch,
            "-m", "dlcot.cli", stage.command, *overrides]
     log.info("launching %s", " ".join(cmd))
-    subprocess.run(cmd, check=True)
+    subprocess.run(cmd, check=True, preexec_fn=procs.exec_dies_with_parent)
 
 
 def _run_stage(stage: DictConfig, out: Path, overrides: list[str], digest: str) -> float:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from dlcot.config import compose
+from dlcot import procs, rundir
+from dlcot.config import compose, run_dir
 from dlcot.errors import DlcotError
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -53,12 +55,32 @@ def resolve_command(name: str) -> Callable[..., Path | None]:
     return getattr(importlib.import_module(module), func)
 
 
+def check_output(name: str, cfg: DictConfig) -> None:
+    """The one output-path check, before any work: `output=` (or the default run directory) must be writable."""
+    if name == "segment":
+        if cfg.output:
+            rundir.check_output(cfg.output, kind="file")
+    elif name == "report":
+        if cfg.output or cfg.runs:
+            rundir.check_output(cfg.output or cfg.runs)
+    else:
+        rundir.check_output(run_dir(cfg))
+
+
 def run_command(name: str, overrides: Sequence[str] = ()) -> Path | None:
-    """Compose the config for `name` with `overrides` and run it (the programmatic form of the CLI)."""
+    """Compose the config for `name` with `overrides` and run it (the programmatic form of the CLI). The run
+    directory locks the command takes (`dlcot.rundir`) are released when it returns."""
     fn = resolve_command(name)
+    procs.install()
     if name in UNCOMPOSED:
         return fn(list(overrides))
-    return fn(compose(name, list(overrides)))
+    cfg = compose(name, list(overrides))
+    check_output(name, cfg)
+    before = set(rundir.held())
+    try:
+        return fn(cfg)
+    finally:
+        rundir.release([p for p in rundir.held() if p not in before])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,6 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DlcotError as err:
         print(f"dlcot {name}: error: {err}", file=sys.stderr)
         return err.exit_code
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (procs.install): outputs so far are kept
+        signum = getattr(err, "signum", signal.SIGINT)
+        print(f"dlcot {name}: interrupted ({signum.name}); partial outputs are kept, rerun the "
+              "same command to resume", file=sys.stderr)
+        return 128 + signum
+    except OSError as err:  # disk full, permissions changed during the run: the path is in the message
+        print(f"dlcot {name}: error: {err}", file=sys.stderr)
+        return 1
     if out is not None:
         print(f"dlcot {name}: wrote {out}")
     return 0

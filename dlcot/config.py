@@ -16,14 +16,16 @@ import functools
 import hashlib
 import json
 import os
+import re
 import typing
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ValidationError
 
 from dlcot.errors import ConfigError
-from dlcot.schema import RootConfig
+from dlcot.schema import MINIMUMS, RootConfig, expected_type
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO_ROOT / "conf"
@@ -94,14 +96,37 @@ def compose(command: str, overrides: list[str] | tuple[str, ...] = ()) -> DictCo
         # `+group.key=...` appends past Hydra's struct flag: re-check against the schema so typos still fail.
         OmegaConf.merge(OmegaConf.structured(RootConfig), OmegaConf.to_container(cfg))
     except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError(f"invalid config for `dlcot {command}`: {err}") from err
+        raise ConfigError(f"invalid config for `dlcot {command}`: {_explain(err)}") from err
     OmegaConf.resolve(cfg)
     if command == "mcts":  # the mcts group's own checks (transfer matrix, stop rules): bad values fail here
         from dlcot.mcts.settings import check_settings
 
         check_settings(cfg.mcts)
+    check_minimums(cfg)
     cfg.overrides = user_overrides
     return cfg
+
+
+def _explain(err: BaseException) -> str:
+    """Hydra's message, plus the key and the type the schema expects when a value did not convert (Hydra's own
+    message stops at "Error merging override" and hides which type was wanted)."""
+    cause: BaseException | None = err
+    while cause is not None:
+        key = getattr(cause, "full_key", None)
+        if key and isinstance(cause, ValidationError):
+            wanted = expected_type(re.sub(r"\[\d+\]", "", str(key)))
+            msg = str(getattr(cause, "msg", cause)).splitlines()[0]
+            return f"{key}: {msg}" + (f" (expected {wanted})" if wanted else "")
+        cause = cause.__cause__ or cause.__context__
+    return str(err)
+
+
+def check_minimums(cfg: DictConfig) -> None:
+    """Raise ConfigError naming the key when a count is below its minimum (`dlcot.schema.MINIMUMS`)."""
+    for key, low in MINIMUMS.items():
+        value = OmegaConf.select(cfg, key)
+        if isinstance(value, int) and not isinstance(value, bool) and value < low:
+            raise ConfigError(f"{key}={value}: must be >= {low}")
 
 
 def list_options(group: str) -> list[str]:
@@ -135,7 +160,10 @@ def reads_hash(cfg: DictConfig, command: str, length: int = 8) -> str:
     """Short hash of the config parts `command` reads (SHARED_READS): equal for every chain it can serve."""
     data = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(data, dict)
-    return _digest({k: data.get(k) for k in SHARED_READS[command]}, length)
+    reads = {k: data.get(k) for k in SHARED_READS[command]}
+    if isinstance(reads.get("enhance"), dict):  # how many processes enhance uses changes no byte of its output
+        reads["enhance"] = {k: v for k, v in reads["enhance"].items() if k != "workers"}
+    return _digest(reads, length)
 
 
 def run_dir(cfg: DictConfig) -> Path:
@@ -151,13 +179,31 @@ def is_rank0() -> bool:
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
 
 
+def resume_key(cfg: DictConfig) -> tuple[str | None, tuple[str, ...]]:
+    """(hash a rerun must match to resume the run directory's unfinished work, the files that are that work).
+
+    Shared stages resume from any config that agrees on what they read (`reads_hash`); `train` resumes its
+    checkpoints only under the same whole config (`train.resume=never` or a path opts out of the check); `eval`
+    checks its own setup (`eval_setup.json`: `eval.n` and `eval.limit` may grow); the others need the same config."""
+    if cfg.command in SHARED_READS:
+        return reads_hash(cfg, cfg.command), ("*.partial",)
+    if cfg.command == "train":
+        return (config_hash(cfg) if cfg.train.resume == "auto" else None), ("checkpoint-*", "*.partial")
+    if cfg.command == "eval":
+        return None, ()
+    return config_hash(cfg), ("*.partial",)
+
+
 def prepare_run_dir(cfg: DictConfig) -> Path:
-    """Create the run directory and save the resolved config there (rank 0 only)."""
+    """Claim the run directory (`dlcot.rundir`: output check, lock, config hash) and save the resolved config
+    there (rank 0 only: the other ranks of a launch never write)."""
+    from dlcot.records import atomic_write_text
+    from dlcot.rundir import claim
+
     path = run_dir(cfg)
     if is_rank0():
-        path.mkdir(parents=True, exist_ok=True)
-        from dlcot.records import atomic_write_text
-
+        key, resumable = resume_key(cfg)
+        claim(path, cfg.command, key, resumable)
         atomic_write_text(path / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     return path
 

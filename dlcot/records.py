@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -32,6 +33,10 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "teacher": ("teacher", "teacher_model"),
     "source": ("source",),
 }
+
+
+# Reject reasons of the readers below (a line that is no usable record), as opposed to a stage's own verdicts.
+INPUT_REASONS = frozenset({"bad_encoding", "bad_json", "missing_field", "bad_type", "duplicate_id"})
 
 
 @dataclass
@@ -139,7 +144,7 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | Reject]
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw.decode("utf-8"))
+                obj = json.loads(raw.decode("utf-8-sig" if n == 1 else "utf-8"))  # an editor's BOM is no data
             except UnicodeDecodeError as err:
                 why = f"{path}:{n}: not UTF-8 ({err.reason} at byte {err.start})"
                 yield n, Reject(f"line:{n}", "bad_encoding", why)
@@ -219,33 +224,86 @@ def read_records(path: str | Path, kind: type[R], mapping: Mapping[str, str] | N
         yield rec
 
 
+class Counted(Iterator[Any]):
+    """The input counter every stage's `n_input` comes from: wraps the stream of records a stage reads (rejects
+    included) and counts what it yields, so `n_input` is what was read, never what was written."""
+
+    def __init__(self, records: Iterable[Any]):
+        self._it = iter(records)
+        self.n = 0
+
+    def __next__(self) -> Any:
+        item = next(self._it)
+        self.n += 1
+        return item
+
+
+def check_accounting(where: str | Path, n_input: int, n_kept: int, n_rejected: int) -> None:
+    """Raise unless every input record is either kept or rejected exactly once (n_input = n_kept + n_rejected)."""
+    if n_input != n_kept + n_rejected:
+        raise RecordError(f"read {n_input} input records but the outputs hold {n_kept} kept + {n_rejected} "
+                          f"rejected = {n_kept + n_rejected}: records were lost or written twice; rerun into a new "
+                          "output=", path=where)
+
+
 # ------------------------------------------------------------------------------------------------ writing
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write a whole file so that readers see either the old or the new content, never a torn one."""
+    _atomic_write(path, [text])
+
+
+def _atomic_write(path: str | Path, chunks: Iterable[str]) -> int:
+    """Stream `chunks` into a temporary sibling, then rename it over `path`; returns the number of chunks."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    n = 0
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get what open() would give (0644 usually)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            for chunk in chunks:
+                fh.write(chunk)
+                n += 1
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return n
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def json_line(row: Mapping[str, Any] | Any) -> str:
+    """One JSONL line of a row (Problem/Trace flattened with `to_json_dict`, other dataclasses with `asdict`)."""
+    if not isinstance(row, Mapping):
+        row = to_json_dict(row) if isinstance(row, (Trace, Problem)) else asdict(row)
+    return json.dumps(row, ensure_ascii=False, default=str) + "\n"
+
+
 def write_jsonl(path: str | Path, rows: Iterable[Mapping[str, Any] | Any]) -> int:
-    """Write all rows atomically (dataclasses are converted); returns the number written."""
-    with ResumableJsonl(path, resume=False) as out:
-        for row in rows:
-            out.write(row)
-    return out.n_written
+    """Write all rows atomically; returns the number written. Through a temporary file, never `<path>.partial`:
+    that name belongs to a resumable stage, and a kill here must not leave a file a rerun would resume from."""
+    return _atomic_write(path, map(json_line, rows))
+
+
+def reopen_committed(*paths: str | Path) -> None:
+    """Outputs committed together (kept + rejected): when a kill landed between their commits, some are final and
+    some still partial. Move the final ones back to `.partial`, so the rerun resumes all of them."""
+    pairs = [(Path(p), Path(p).with_name(Path(p).name + ".partial")) for p in paths]
+    if any(partial.exists() for _, partial in pairs):
+        for final, partial in pairs:
+            if final.exists() and not partial.exists():
+                os.replace(final, partial)
 
 
 class ResumableJsonl:
@@ -261,6 +319,7 @@ class ResumableJsonl:
         self.partial = self.path.with_name(self.path.name + ".partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.done_ids: set[str] = set()
+        self.done_reasons: Counter[tuple[str, str]] = Counter()  # (id, reason) of reject rows recovered
         self.n_written = 0
         if resume and self.partial.exists():
             self._recover(id_field)
@@ -275,13 +334,14 @@ class ResumableJsonl:
             self.partial.write_bytes(keep)
         for line in keep.decode("utf-8").splitlines():
             if line.strip():
-                self.done_ids.add(str(json.loads(line).get(id_field)))
+                row = json.loads(line)
+                self.done_ids.add(str(row.get(id_field)))
+                if "reason" in row:
+                    self.done_reasons[(str(row.get(id_field)), str(row["reason"]))] += 1
                 self.n_written += 1
 
     def write(self, row: Mapping[str, Any] | Any) -> None:
-        if not isinstance(row, Mapping):
-            row = to_json_dict(row) if isinstance(row, (Trace, Problem)) else asdict(row)
-        self._fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        self._fh.write(json_line(row))
         self._fh.flush()
         self.n_written += 1
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from dlcot.errors import ConfigError
+from dlcot.errors import ConfigError, RecordError
 from dlcot.records import atomic_write_text
 
 COLUMNS = ("run", "student", "family", "teacher_family", "homologous", "data", "train_tokens", "benchmark", "n",
@@ -23,7 +23,17 @@ COLUMNS = ("run", "student", "family", "teacher_family", "homologous", "data", "
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
+    """A JSON object file ({} when absent); a truncated or non-object file is an error naming it."""
+    if not path.is_file():
+        return {}
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise RecordError(f"not valid JSON ({err}); truncated by a kill? rerun the stage that wrote it",
+                          path=path) from None
+    if not isinstance(obj, dict):
+        raise RecordError(f"expected a JSON object, got {type(obj).__name__}", path=path)
+    return obj
 
 
 def _marco_row(model: Path, mcts: dict[str, Any]) -> str:

@@ -383,4 +383,31 @@ class RootConfig:
 
 GROUPS = ("data", "teacher", "cot", "student", "engine", "enhance", "mcts", "train", "eval")
 
+# Lower bounds of numeric keys, checked at composition (`dlcot.config.compose`): a negative count is a typo,
+# not a request, and would otherwise surface as an empty run or a traceback deep in a stage.
+MINIMUMS: dict[str, int] = {
+    "data.n_problems": 0, "data.heldout": 0, "data.limit": 0, "data.min_steps": 1, "data.max_steps": 1,
+    "data.max_operand": 1, "teacher.n": 1, "teacher.max_new_tokens": 1, "engine.batch_size": 1, "engine.n": 1,
+    "engine.max_new_tokens": 1, "enhance.workers": 0, "enhance.dedup_k": 0, "train.limit": 0,
+    "train.max_length": 1, "train.per_device_batch_size": 1, "train.gradient_accumulation_steps": 1,
+    "train.save_steps": 1, "eval.limit": 0, "eval.n": 1, "eval.chunk_size": 1, "eval.checker_workers": 1,
+}
+
+
+def expected_type(key: str) -> str | None:
+    """The schema's type of a dotted key (`data.n_problems` → `int`), for error messages; None if unknown."""
+    import dataclasses
+    import typing
+
+    node: Any = RootConfig
+    hint: Any = None
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(node):
+            return None
+        hints = typing.get_type_hints(node)
+        if part not in hints:
+            return None
+        hint = node = hints[part]
+    return getattr(hint, "__name__", None) if isinstance(hint, type) else str(hint).replace("typing.", "")
+
 ConfigStore.instance().store(name="dlcot_schema", node=RootConfig)

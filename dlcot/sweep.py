@@ -25,8 +25,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from dlcot import procs
 from dlcot.errors import ConfigError, DlcotError
 from dlcot.records import atomic_write_json
+from dlcot.rundir import check_output
 
 log = logging.getLogger(__name__)
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -100,6 +102,7 @@ def run(overrides: Sequence[str]) -> Path | None:
                          *(f"  {i}: dlcot run {' '.join([*base, *j.overrides])}" for i, j in enumerate(jobs))]))
         return None
     selected = _selected(flags, jobs)
+    check_output(root)
     root.mkdir(parents=True, exist_ok=True)
     log.info("sweep of %d jobs into %s; running %d", len(jobs), root, len(selected))
     for job in selected:
@@ -107,7 +110,7 @@ def run(overrides: Sequence[str]) -> Path | None:
         log.info("job %d of 0..%d, %s: %s", jobs.index(job), len(jobs) - 1, job.name, " ".join(cmd[3:]))
         _record(root, base, jobs, job, status="running")
         t0 = time.perf_counter()
-        job.returncode = subprocess.run(cmd).returncode
+        job.returncode = subprocess.run(cmd, preexec_fn=procs.exec_dies_with_parent).returncode
         job.seconds = round(time.perf_counter() - t0, 2)
         _record(root, base, jobs, job, status="ok" if job.returncode == 0 else "failed")
     unfinished = [j.name for j in jobs if j.status in ("pending", "running")]

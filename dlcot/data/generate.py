@@ -22,9 +22,18 @@ from tqdm import tqdm
 from dlcot.answers import split_thought
 from dlcot.config import prepare_run_dir, to_dict
 from dlcot.data.exemplars import exemplar_prompt, uses_exemplar
-from dlcot.data.sources import pending_problems
+from dlcot.data.sources import pending_problems, work_done_ids
 from dlcot.errors import ConfigError
-from dlcot.records import Reject, ResumableJsonl, atomic_write_json, to_json_dict, write_jsonl
+from dlcot.records import (
+    INPUT_REASONS,
+    Reject,
+    ResumableJsonl,
+    atomic_write_json,
+    check_accounting,
+    reopen_committed,
+    to_json_dict,
+    write_jsonl,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +100,9 @@ def _with_engine(cfg: DictConfig, out: Path, instruction: str) -> dict:
     t = cfg.teacher
     if not t.model:
         raise ConfigError(f"teacher={t.name}: set teacher.model=<Hub name or path> to generate with an engine")
+    reopen_committed(out / "traces.jsonl", out / "rejected.jsonl")
     traces, rejects = ResumableJsonl(out / "traces.jsonl"), ResumableJsonl(out / "rejected.jsonl")
-    done = traces.done_ids | rejects.done_ids
+    done = traces.done_ids | work_done_ids(rejects)
 
     def sample_ids(pid: str) -> list[str]:
         return [pid] if t.n == 1 else [f"{pid}#{k}" for k in range(t.n)]
@@ -131,6 +141,10 @@ def _with_engine(cfg: DictConfig, out: Path, instruction: str) -> dict:
     rejects.commit()
     reasons = Counter(json.loads(line)["reason"] for line in (out / "rejected.jsonl").read_text().splitlines())
     n_kept = traces.n_written
+    # every problem read is one input reject or t.n samples, each kept or rejected
+    n_bad = sum(n for reason, n in reasons.items() if reason in INPUT_REASONS)
+    n_samples = n_bad + (n_input - n_bad) * t.n
+    check_accounting(out, n_samples, n_kept, sum(reasons.values()))
     return {"teacher": t.name, "cot_granularity": cfg.cot.granularity, "cot_format": cfg.cot.format,
-            "n_input": n_kept + sum(reasons.values()), "n_problems": n_input, "n_kept": n_kept,
+            "n_input": n_samples, "n_problems": n_input, "n_kept": n_kept,
             "n_rejected": sum(reasons.values()), "reject_reasons": dict(reasons), "tokenizer": engine.tokenizer_name}

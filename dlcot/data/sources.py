@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from omegaconf import DictConfig
 from dlcot.config import to_dict
 from dlcot.errors import ConfigError, RecordError
 from dlcot.records import (
+    INPUT_REASONS,
+    Counted,
     Problem,
     R,
     Reject,
@@ -169,20 +172,30 @@ def traces_file(cfg: DictConfig) -> Path:
     return out / "traces.jsonl"
 
 
+def work_done_ids(rejects: ResumableJsonl) -> set[str]:
+    """Ids a resumed stage rejected after working on them (not input rejects: a duplicate's or a malformed line's
+    reject carries the id of a problem that may still be to do)."""
+    return {rid for rid, reason in rejects.done_reasons if reason not in INPUT_REASONS}
+
+
 def pending_problems(cfg: DictConfig, rejects: ResumableJsonl, finished: Callable[[str], bool]
                      ) -> tuple[int, list[Problem]]:
     """(problems read, those not `finished`) from `input=` or the data group, for a stage that resumes: input
-    rejects not recorded yet go to `rejects`. Raises when the source holds no problem at all."""
-    source = load_records(cfg.data, Problem, cfg.input) if cfg.input or cfg.data.source != "synthetic" else (
-        synthetic_problems(cfg.data, cfg.seed))
-    n_input, todo = 0, []
+    rejects not recorded yet go to `rejects` (counted per (id, reason), so a crash while they were written
+    neither repeats nor drops one). `finished` must not count input rejects as done (`work_done_ids`). Raises
+    when the source holds no problem at all."""
+    source = Counted(load_records(cfg.data, Problem, cfg.input) if cfg.input or cfg.data.source != "synthetic"
+                     else synthetic_problems(cfg.data, cfg.seed))
+    recorded = Counter({k: v for k, v in rejects.done_reasons.items() if k[1] in INPUT_REASONS})
+    todo = []
     for rec in source:
-        n_input += 1
         if isinstance(rec, Reject):
-            if rec.id not in rejects.done_ids:
+            if recorded[(rec.id, rec.reason)] > 0:
+                recorded[(rec.id, rec.reason)] -= 1
+            else:
                 rejects.write(rec)
         elif not finished(rec.id):
             todo.append(rec)
-    if n_input == 0:
+    if source.n == 0:
         raise RecordError("no problems to read", path=cfg.input or cfg.data.path)
-    return n_input, todo
+    return source.n, todo

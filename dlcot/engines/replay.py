@@ -38,7 +38,7 @@ class ReplayEngine:
         key_field = id_field if match == "id" else problem_field
         for line, obj in read_jsonl(path):
             if isinstance(obj, Reject):
-                raise RecordError(obj.detail, path=path, line=line)
+                raise RecordError(obj.detail)  # the detail names the file and line already
             if obj.get(key_field) is None:
                 raise RecordError(f"no {key_field!r} to match responses by (set engine.id_field / "
                                   "engine.problem_field)", path=path, line=line, field=key_field)

@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from dlcot.config import prepare_run_dir, reads_hash, run_dir, to_dict
+from dlcot import rundir
+from dlcot.config import prepare_run_dir, to_dict
 from dlcot.enhance import report, stats
 from dlcot.enhance.pipeline import RunResult, Settings, enhance_one, run_stream, segment_one
 from dlcot.enhance.simplify import Policy
 from dlcot.errors import ConfigError, RecordError
-from dlcot.records import atomic_write_json
+from dlcot.records import atomic_write_json, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -48,29 +50,23 @@ def _check_result(res: RunResult, where: Path, input_path: str) -> None:
         raise RecordError(f"no trace could be used; reasons in {where}", path=input_path)
 
 
-def _refuse_foreign_partials(cfg: DictConfig) -> None:
-    """A crashed run's partial outputs are resumed only by a config that agrees on what enhance reads (policy,
-    tokenizer, input, data fields): another chain sharing this output may differ in its student or training."""
-    out = run_dir(cfg)
-    partials = [p for p in (out / "enhanced.jsonl.partial", out / "rejected.jsonl.partial") if p.exists()]
-    saved = out / "config.yaml"
-    if partials and saved.is_file() and reads_hash(OmegaConf.load(saved), "enhance") != reads_hash(cfg, "enhance"):
-        raise ConfigError(f"{out} holds partial outputs of a run with another config ({saved}); rerun with that "
-                          "config to resume, or pick a new output=")
-
-
 def segment(cfg: DictConfig) -> Path:
     """`dlcot segment input=F output=F2`: F2 gets one segmentation per trace (gold format, with outcomes);
-    traces that cannot be segmented go to F2's sibling `<stem>.rejected.jsonl`."""
+    traces that cannot be segmented go to F2's sibling `<stem>.rejected.jsonl`, counts to `<stem>.stats.json`."""
     src = _input(cfg, "segment")
     if not cfg.get("output"):
         raise ConfigError("dlcot segment needs output=FILE (one segmentation per line)")
-    out = Path(cfg.output)
+    out = rundir.check_output(cfg.output, kind="file")
+    rundir.lock(out.parent, f".{out.name}.lock")
     rejected = out.with_name(out.stem + ".rejected.jsonl")
     res = run_stream(segment_one, src, out, rejected, replace(settings_from(cfg, tokenizer=False), judge_all=True),
                      fields=to_dict(cfg.data.fields), limit=_limit(cfg), workers=cfg.enhance.workers,
                      desc="segment")
     log.info("segmented %d of %d traces (%d rejected → %s)", res.n_kept, res.n_input, res.n_rejected, rejected)
+    reasons = Counter(row["reason"] for _, row in read_jsonl(rejected) if isinstance(row, dict))
+    atomic_write_json(out.with_name(out.stem + ".stats.json"), {
+        "n_input": res.n_input, "n_kept": res.n_kept, "n_rejected": res.n_rejected,
+        "reject_reasons": dict(sorted(reasons.items()))})
     _check_result(res, rejected, src)
     return out
 
@@ -82,12 +78,11 @@ def enhance(cfg: DictConfig) -> Path:
     from dlcot.tokens import load_tokenizer
 
     load_tokenizer(settings.tokenizer)  # fail on a bad tokenizer name before any work
-    _refuse_foreign_partials(cfg)
     out = prepare_run_dir(cfg)
     res = run_stream(enhance_one, src, out / "enhanced.jsonl", out / "rejected.jsonl", settings,
                      fields=to_dict(cfg.data.fields), limit=_limit(cfg), workers=cfg.enhance.workers)
-    st, lengths = stats.compute(out, tokenizer=settings.tokenizer, policy=cfg.enhance.name, backend=settings.backend,
-                                marks_error_spans=settings.backend != "offline")
+    st, lengths = stats.compute(out, n_input=res.n_input, tokenizer=settings.tokenizer, policy=cfg.enhance.name,
+                                backend=settings.backend, marks_error_spans=settings.backend != "offline")
     atomic_write_json(out / "stats.json", st)
     overrides = " ".join(f"{k}={v}" for k, v in (("input", src), ("output", out), ("enhance", cfg.enhance.name),
                                                    ("tokenizer", settings.tokenizer)))

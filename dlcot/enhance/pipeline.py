@@ -7,8 +7,8 @@ a few batches are in memory whatever the input size, and results are written in 
 
 Resuming: both outputs are `ResumableJsonl` files written in input order, so after a crash the lines already
 written are exactly the first k inputs; a rerun skips k inputs (checking their ids) and appends the rest,
-which gives the same files as an uninterrupted run. `stats.json` is computed from the finished output files,
-never from memory, so it is identical too.
+which gives the same files as an uninterrupted run. `stats.json` is computed from the finished output files and
+the count of input records read (which they must add up to), so it is identical too.
 
 Keep rules (reasons in `rejected.jsonl`), one rule for every backend and policy: `empty_reasoning`;
 `unparsable_gold` (math-verify cannot read the gold answer); then the trace's own conclusion decides, since the
@@ -37,13 +37,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dlcot import procs
 from dlcot.answers import AnswerChecker
 from dlcot.enhance import cluster as K
 from dlcot.enhance.cues import final_statement
 from dlcot.enhance.label import UNDECIDED, Labeled, OfflineBackend, final_answer_of
 from dlcot.enhance.simplify import Decision, Policy, decide, splice
 from dlcot.errors import ConfigError, RecordError
-from dlcot.records import Reject, ResumableJsonl, Trace, read_records, to_json_dict
+from dlcot.records import (
+    Counted,
+    Reject,
+    ResumableJsonl,
+    Trace,
+    check_accounting,
+    read_records,
+    reopen_committed,
+    to_json_dict,
+)
 from dlcot.schema import EnhanceConfig
 
 log = logging.getLogger(__name__)
@@ -284,10 +294,13 @@ def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], settings: Settin
             _STATE.pop("w").checker.close()
         return
     _warm_imports()  # once here, inherited by every forked worker, instead of once per worker
+    procs.install(sigterm=False)  # workers (and their math-verify pools) die with this process
     ctx = mp.get_context("fork")
     window: deque = deque()
     it = iter(items)
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(settings,)) as ex:
+    before = set(mp.active_children())
+    ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(settings,))
+    try:
         while True:
             chunk = list(itertools.islice(it, batch))
             if chunk:
@@ -296,6 +309,12 @@ def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], settings: Settin
                 yield from window.popleft().result()
             if not chunk:
                 break
+    except BaseException:  # Ctrl-C, SIGTERM, a failed write: stop the workers now, not after their queued batches
+        ex.shutdown(wait=False, cancel_futures=True)
+        for child in set(mp.active_children()) - before:
+            child.kill()
+        raise
+    ex.shutdown()
 
 
 @dataclass
@@ -314,12 +333,13 @@ def run_stream(fn: Callable[[Any], tuple[str, dict]], input_path: str | Path, ke
 
     if not Path(input_path).is_file():
         raise RecordError("no such file", path=input_path)
+    reopen_committed(kept_path, rejected_path)
     kept = ResumableJsonl(kept_path, resume=True)
     rejected = ResumableJsonl(rejected_path, resume=True)
     try:
         done = kept.n_written + rejected.n_written
         done_ids = kept.done_ids | rejected.done_ids
-        records = read_records(input_path, Trace, fields, limit)
+        records = Counted(read_records(input_path, Trace, fields, limit))
         skipped = list(itertools.islice(records, done))
         unknown = [r.id for r in skipped if r.id not in done_ids]
         if unknown:
@@ -343,9 +363,10 @@ def run_stream(fn: Callable[[Any], tuple[str, dict]], input_path: str | Path, ke
         kept.close()
         rejected.close()
         raise
+    check_accounting(input_path, records.n, n_kept, n_rej)
     kept.commit()
     rejected.commit()
-    return RunResult(n_kept + n_rej, n_kept, n_rej, done)
+    return RunResult(records.n, n_kept, n_rej, done)
 
 
 def _count_lines(path: str | Path, limit: int | None) -> int | None:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dlcot.records import check_accounting
+
 
 def _rows(path: Path) -> Iterator[dict[str, Any]]:
     if not path.is_file():
@@ -37,8 +39,10 @@ class Lengths:
     after: list[int] = field(default_factory=list)
 
 
-def compute(out_dir: Path, *, tokenizer: str, policy: str, backend: str, marks_error_spans: bool
+def compute(out_dir: Path, *, n_input: int, tokenizer: str, policy: str, backend: str, marks_error_spans: bool
             ) -> tuple[dict[str, Any], Lengths]:
+    """Stats of the finished outputs; `n_input` is the count of input records read (`records.Counted`), which
+    the outputs must account for."""
     lengths = Lengths()
     kinds_before: Counter = Counter()
     kinds_after: Counter = Counter()
@@ -66,6 +70,7 @@ def compute(out_dir: Path, *, tokenizer: str, policy: str, backend: str, marks_e
         repairs += len(lin.get("repairs", []))
     reasons = Counter(r["reason"] for r in _rows(out_dir / "rejected.jsonl"))
     n_rejected = sum(reasons.values())
+    check_accounting(out_dir, n_input, n_kept, n_rejected)
     before, after = sum(lengths.before), sum(lengths.after)
 
     def shares(c: Counter) -> dict[str, float]:
@@ -73,7 +78,7 @@ def compute(out_dir: Path, *, tokenizer: str, policy: str, backend: str, marks_e
         return {k: round(v / total, 4) for k, v in sorted(c.items())} if total else {}
 
     stats: dict[str, Any] = {
-        "n_input": n_kept + n_rejected, "n_kept": n_kept, "n_rejected": n_rejected,
+        "n_input": n_input, "n_kept": n_kept, "n_rejected": n_rejected,
         "tokens_before": before, "tokens_after": after,
         "token_reduction": round(1 - after / before, 4) if before else 0.0,
         "median_token_reduction": round(statistics.median(reductions), 4) if reductions else 0.0,

@@ -17,13 +17,13 @@ from omegaconf import DictConfig
 from dlcot.answers import AnswerChecker
 from dlcot.config import prepare_run_dir, to_dict
 from dlcot.engines import Engine, make_engine
-from dlcot.errors import ConfigError
+from dlcot.errors import ConfigError, RecordError
 from dlcot.eval.benchmarks import load_benchmark
 from dlcot.eval.generate import Sampling, generate_predictions
 from dlcot.eval.metrics import compute_metrics
 from dlcot.eval.report import write_report
 from dlcot.eval.score import check_grading
-from dlcot.records import atomic_write_json, write_jsonl
+from dlcot.records import atomic_write_json, check_accounting, write_jsonl
 from dlcot.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,11 @@ def evaluate(cfg: DictConfig, model_path: str | Path | None, output_dir: str | P
     reasons: dict[str, int] = {}
     for r in rejects:
         reasons[r.reason] = reasons.get(r.reason, 0) + 1
+    if not rows:
+        hint = (" (engine=replay matches stored responses by id; engine.match=problem matches them by problem "
+                "text)" if cfg.engine.name == "replay" else "")
+        raise RecordError(f"no predictions to score: every problem of benchmark {bench.name} ({source}) was "
+                          f"rejected ({reasons}){hint}; see {out / 'rejected.jsonl'}")
     metrics = {
         "benchmark": bench.name, "benchmark_source": source, "model": str(model_path) if model_path else None,
         "engine": engine.name, "tokenizer": engine.tokenizer_name, "grading": ev.grading, "truncated": ev.truncated,
@@ -83,6 +88,7 @@ def evaluate(cfg: DictConfig, model_path: str | Path | None, output_dir: str | P
         **compute_metrics(rows, n=sampling.n, ks=list(ev.k), markers=list(ev.markers),
                           breakdown=list(bench.breakdown)),
     }
+    check_accounting(out, metrics["n_input"], metrics["n"], metrics["n_rejected"])  # scored or rejected, once
     atomic_write_json(out / "metrics.json", metrics)
     write_report(out, metrics, rows)
     with Tracker(cfg, out, "eval") as tracker:

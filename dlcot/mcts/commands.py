@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from dlcot.answers import AnswerChecker
 from dlcot.config import prepare_run_dir
-from dlcot.data.sources import pending_problems
+from dlcot.data.sources import pending_problems, work_done_ids
 from dlcot.engines import NEEDS_MODEL, Engine, make_engine
 from dlcot.errors import ConfigError
 from dlcot.mcts.extract import balanced, pair_row, pair_stats, paths, preference_pairs, trace_row
@@ -31,7 +31,15 @@ from dlcot.mcts.search import STOP_REASONS, TREE_COUNTS, Searcher
 from dlcot.mcts.settings import check_settings
 from dlcot.mcts.synthetic import SyntheticNodeWriter
 from dlcot.mcts.tree import Tree
-from dlcot.records import Reject, ResumableJsonl, atomic_write_json, atomic_write_text, write_jsonl
+from dlcot.records import (
+    Reject,
+    ResumableJsonl,
+    atomic_write_json,
+    atomic_write_text,
+    check_accounting,
+    reopen_committed,
+    write_jsonl,
+)
 
 PROGRESS = "engine_calls.json"  # engine calls of the batches whose trees are written, summed across resumes
 
@@ -53,8 +61,9 @@ def run(cfg: DictConfig, engines: Sequence[Engine] | None = None) -> Path:
     if m.from_trees:
         return reextract(cfg, Path(m.from_trees))
     out = prepare_run_dir(cfg)
+    reopen_committed(out / "trees.jsonl", out / "rejected.jsonl")
     trees, rejects = ResumableJsonl(out / "trees.jsonl"), ResumableJsonl(out / "rejected.jsonl")
-    done = trees.done_ids | rejects.done_ids
+    done = trees.done_ids | work_done_ids(rejects)
     n_input, todo = pending_problems(cfg, rejects, done.__contains__)
     own = engines is None
     if own and cfg.teacher.name == "synthetic":
@@ -139,6 +148,7 @@ def extract(out: Path, m: DictConfig, n_input: int, engine_calls: int, tokenizer
             pairs += [pair_row(tree, k, c, r) for k, (c, r) in enumerate(chosen)]
     input_rejects = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines() if line.strip()]
     rejected = input_rejects + [{"id": r.id, "reason": r.reason, "detail": r.detail} for r in unsolved]
+    check_accounting(out, n_input, len(sft), len(rejected))
     write_jsonl(out / "sft.jsonl", sft)
     write_jsonl(out / "pairs.jsonl", pairs)
     write_jsonl(out / "rejected.jsonl", rejected)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -69,14 +70,32 @@ def common_args(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     )
 
 
+def complete(checkpoint: Path) -> bool:
+    """A checkpoint the Trainer finished saving: it writes `trainer_state.json` last (after weights, optimizer,
+    scheduler and RNG states), so a kill during a save leaves a folder without a readable one."""
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def resume_checkpoint(train: DictConfig, out_dir: Path) -> str | None:
-    """`auto`: the last `checkpoint-N` of this run directory (None when there is none); `never`; or a path."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """`auto`: the last complete `checkpoint-N` of this run directory (None when there is none; incomplete ones,
+    cut by a kill during a save, are skipped and logged); `never`; or a path. The run directory guard
+    (`dlcot.rundir`, via `prepare_run_dir`) has already refused checkpoints of another config."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
     if train.resume == "never":
         return None
     if train.resume == "auto":
-        return get_last_checkpoint(str(out_dir)) if out_dir.is_dir() else None
+        pattern = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+        found = [p for p in out_dir.iterdir() if p.is_dir() and pattern.match(p.name)] if out_dir.is_dir() else []
+        for path in sorted(found, key=lambda p: int(pattern.match(p.name).group(1)), reverse=True):
+            if complete(path):
+                return str(path)
+            log.warning("skipping %s: incomplete (killed during its save?)", path)
+        return None
     path = Path(train.resume)
     if not (path / "trainer_state.json").is_file():
         raise ConfigError(f"train.resume={train.resume!r}: not a checkpoint directory (no trainer_state.json); "

@@ -57,6 +57,8 @@ def shared_prefix(a: str, b: str) -> str:
 def pair_row(pair: Pair, tokenizer, train: DictConfig, student: DictConfig
              ) -> tuple[dict[str, str], list[int], int, int] | Reject:
     """(row, tokens of the chosen and rejected sequences, prompt tokens, of which shared prefix) or a Reject."""
+    if pair.chosen.strip() == pair.rejected.strip():  # whatever the responses: no thought to prefer
+        return Reject(pair.id, "identical_pair", "chosen and rejected are the same thought: nothing to prefer")
     user = user_turns(pair.problem, train)
     contents = []
     for side, thought, response in (("chosen", pair.chosen, pair.chosen_response),
@@ -65,8 +67,6 @@ def pair_row(pair: Pair, tokenizer, train: DictConfig, student: DictConfig
         if isinstance(content, Reject):
             return Reject(pair.id, f"{side}_{content.reason}", f"{side}: {content.detail}")
         contents.append(content)
-    if contents[0] == contents[1]:
-        return Reject(pair.id, "identical_pair", "chosen and rejected are the same text: nothing to prefer")
     prompt = tokenizer.apply_chat_template(user, add_generation_prompt=True, tokenize=False)
     shared = shared_prefix(*contents) if train.prefix_masking else ""
     context = prompt + shared

@@ -90,7 +90,7 @@ def test_resume_after_a_crash_gives_identical_output(synth_file, tmp_path, tiny_
     assert partial.exists() and not (crashed / "stats.json").exists()
     with partial.open("a") as fh:
         fh.write('{"id": "torn')  # a line torn by the crash is dropped and redone
-    with pytest.raises(ConfigError, match="partial outputs of a run with another config"):
+    with pytest.raises(ConfigError, match="unfinished work .* with another config"):
         enhance(synth_file, crashed, tiny_qwen_dir, "enhance=none")  # never mix two policies in one file
     # a chain that shares this output (`share: true`) may differ in what enhance does not read: it resumes
     enhance(synth_file, crashed, tiny_qwen_dir, "student=tiny_llama", "seed=3")
