@@ -162,8 +162,9 @@ def _last_marker(part: str) -> tuple[int, str] | None:
     return max(found) if found else None
 
 
-_BARE_MAX = 40  # longest output read whole as a bare value ("19", "x = 3", "\\frac{1}{2}"): no words, one line
-_BARE_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}|\n")
+_BARE_MAX = 40  # longest output read whole as a bare value ("19", "x = 3", "\\frac{1}{2}"): one line, no words
+_BARE = re.compile(r"(?:[A-Za-z]\s*=\s*)?[^A-Za-z\n]+")  # matched after LaTeX command names are removed
+_LATEX_NAME = re.compile(r"\\[A-Za-z]+")
 
 
 def _find_in(part: str, grading: Grading) -> tuple[str, Kind] | None:
@@ -173,7 +174,7 @@ def _find_in(part: str, grading: Grading) -> tuple[str, Kind] | None:
     marker = _last_marker(part)
     if grading == "convention":
         whole = part.strip()
-        if (marker is None and len(whole) <= _BARE_MAX and not _BARE_WORD.search(whole)
+        if (marker is None and len(whole) <= _BARE_MAX and _BARE.fullmatch(_LATEX_NAME.sub("", whole))
                 and (value := clean_value(whole))):
             return value, "prose"  # the whole output is the value: the answer-only baseline's target format
         prose = stated_at_end(part)

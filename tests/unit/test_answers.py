@@ -244,7 +244,7 @@ def test_regrade_skyt1_sample_against_known_grader_bug(shared_data, checker):
 
 @pytest.mark.parametrize("text,expected", [("19", "19"), (" 19.\n", "19"), ("x = 3", "3"),
                                            ("\\frac{1}{2}", "\\frac{1}{2}"), ("Hello", None),
-                                           ("See the table below", None)])
+                                           ("See the table below", None), ("(2, 3)", "(2, 3)")])
 def test_a_bare_value_is_the_answer_only_baselines_target(text, expected):
     """The key-factors answer-only baseline trains students to output the value alone: convention grading reads
     it; strict grading (explicit markers only) does not."""

@@ -150,7 +150,8 @@ def test_enhance_and_train_read_an_adapter_config_without_input(tmp_path, tiny_q
     # data.limit counts source rows: 2 OpenR1 rows hold 4 usable generations, and enhance reads all 4
     data = ["data=openr1_math", f"data.path={HUB / 'openr1_math.jsonl'}", "data.correct_only=false", "data.limit=2",
             f"runs_dir={tmp_path}"]
-    out = run_command("enhance", [*data, f"output={tmp_path / 'enh'}", "enhance.workers=1", "enhance=none"])
+    out = run_command("enhance", [*data, f"output={tmp_path / 'enh'}", "enhance.workers=1", "enhance=none",
+                                         "enhance.no_correct=keep_raw"])  # one-line fixture traces: no approach
     stats = json.loads((out / "stats.json").read_text())
     assert stats["n_input"] == 4
     made = json.loads(next((tmp_path / "data").glob("openr1_math-*/stats.json")).read_text())
