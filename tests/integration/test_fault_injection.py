@@ -210,7 +210,7 @@ def test_mcts_killed_anywhere_resumes_to_the_same_files(seed, tmp_path, ref_root
     from dlcot.mcts.commands import run
     from tests.mcts_fixtures import Oracle
 
-    overrides = ["engine=scripted", "data.n_problems=5", "mcts.iterations=4", "mcts.max_depth=3",
+    overrides = ["engine=scripted", "data.n_problems=5", "mcts.stop.max_rollouts=6", "mcts.max_depth=3",
                  "mcts.batch_problems=2"]
     problems = synthetic_problems(compose("mcts", overrides).data, 0)
 
