@@ -23,6 +23,7 @@ from dlcot.answers import split_thought
 from dlcot.config import prepare_run_dir, to_dict
 from dlcot.data.sources import pending_problems
 from dlcot.errors import ConfigError
+from dlcot.prompts import fill
 from dlcot.records import Reject, ResumableJsonl, atomic_write_json, to_json_dict, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -75,12 +76,12 @@ def _synthetic(cfg: DictConfig, out: Path) -> dict:
 
 
 def _prompt(teacher: DictConfig, problem, instruction: str) -> str:
-    text = teacher.prompt_template.format(problem=problem.problem)
+    text = fill(teacher.prompt_template, "teacher.prompt_template", problem=problem.problem)
     return f"{text}\n\n{instruction}" if instruction else text
 
 
 def _with_engine(cfg: DictConfig, out: Path, instruction: str) -> dict:
-    from dlcot.engines import make_engine
+    from dlcot.engines import chunk_size, make_engine
 
     t = cfg.teacher
     if not t.model:
@@ -92,9 +93,9 @@ def _with_engine(cfg: DictConfig, out: Path, instruction: str) -> dict:
         return [pid] if t.n == 1 else [f"{pid}#{k}" for k in range(t.n)]
 
     n_input, todo = pending_problems(cfg, rejects, lambda pid: all(tid in done for tid in sample_ids(pid)))
-    engine = make_engine(cfg.engine, model_path=t.model, tokenizer_name=cfg.tokenizer, seed=cfg.seed)
+    engine = make_engine(cfg.engine, model_path=t.model, tokenizer_name=cfg.tokenizer, seed=cfg.seed, needs=t)
     try:
-        step = max(1, cfg.engine.batch_size)
+        step = chunk_size(cfg.engine)
         for i in tqdm(range(0, len(todo), step), desc=f"teacher {t.name}", disable=None):
             batch = todo[i:i + step]
             prompts = engine.chat([_prompt(t, p, instruction) for p in batch], t.system_prompt)

@@ -64,7 +64,8 @@ def run(cfg: DictConfig, engines: Sequence[Engine] | None = None) -> Path:
     n_input, todo = pending_problems(cfg, rejects, done.__contains__)
     own = engines is None
     if own:
-        engines = [make_engine(cfg.engine, model_path=model, tokenizer_name=cfg.tokenizer, seed=cfg.seed)
+        engines = [make_engine(cfg.engine, model_path=model, tokenizer_name=cfg.tokenizer, seed=cfg.seed,
+                               needs=cfg.teacher)
                    for model in (cfg.teacher.model, *m.writers)]
     log.info("mcts: %d problems to search (%d done before), %d iterations x %d children", len(todo),
              len(done), m.iterations, m.expand_k)

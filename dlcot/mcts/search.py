@@ -29,6 +29,7 @@ from omegaconf import DictConfig
 from dlcot.answers import AnswerChecker
 from dlcot.engines import Engine, sample_seed
 from dlcot.mcts.tree import ANSWER, BACKTRACK, REFLECTION, Node, Tree
+from dlcot.prompts import fill
 from dlcot.records import Problem
 
 
@@ -124,7 +125,8 @@ class Searcher:
         so_far = "\n\n".join(steps) if steps else "(none yet)"
         key = BACKTRACK if kind == REFLECTION and node.wrong_answer is not None else kind
         instruction = self.cfg.instructions[key].format(wrong_answer=node.wrong_answer)
-        return (f"{self.cfg.prompt_template.format(problem=tree.problem)}\n\nSteps so far:\n\n{so_far}\n\n"
+        problem = fill(self.cfg.prompt_template, "mcts.prompt_template", problem=tree.problem)
+        return (f"{problem}\n\nSteps so far:\n\n{so_far}\n\n"
                 f"Next ({kind.replace('_', ' ')}): {instruction} Write only this step.")
 
     def _generate(self, prompts: list[str], keys: list[str], writers: list[int]) -> list[tuple[str, int, str]]:
