@@ -56,9 +56,17 @@ def resolve(model: str, *, wait_s: float = 900.0) -> str:
 
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     tokenizer = AutoTokenizer.from_pretrained(str(src.parent), gguf_file=src.name)
-    model_ = AutoModelForCausalLM.from_pretrained(str(src.parent), gguf_file=src.name, dtype="float32")
+    loaded = AutoModelForCausalLM.from_pretrained(str(src.parent), gguf_file=src.name, dtype="float32")
+    # the weights are dequantised on load, but the model keeps the GGUF quantizer, which refuses to save: copy
+    # them into a plain model of the same config
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype="float32")
+    plain.load_state_dict(loaded.state_dict())
+    plain.generation_config = loaded.generation_config
     tokenizer.save_pretrained(str(tmp))
-    model_.save_pretrained(str(tmp))
+    plain.save_pretrained(str(tmp))
     try:
         tmp.rename(out)
     except OSError:  # a concurrent process converted it first
