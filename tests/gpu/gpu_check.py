@@ -24,7 +24,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "B200": 2250e12}  # dense, datasheet
 STEP_TIMEOUT_S = 150
+CPU = "--cpu" in sys.argv  # a dry run of the plumbing on CPU: a 2-layer model, 2 steps each, no time limit that bites
 results: list[tuple[str, str]] = []
+
+
+def steps(n: int) -> str:
+    return str(2 if CPU else n)
 
 
 def has(module: str) -> bool:
@@ -37,6 +42,7 @@ def report(status: str, step: str, started: float, detail: str = "") -> None:
 
 
 def dlcot(*args: str, timeout: int = STEP_TIMEOUT_S, launcher: list[str] | None = None) -> str:
+    timeout = 1800 if CPU else timeout
     cmd = [*(launcher or [sys.executable, "-m", "dlcot.cli"]), *args]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
@@ -86,7 +92,7 @@ def build_model(root: Path, small: bool) -> Path:
 def main() -> int:
     import torch
 
-    cpu = "--cpu" in sys.argv  # a dry run of the plumbing on CPU with a 2-layer model (no MFU, no vLLM)
+    cpu = CPU
     if not torch.cuda.is_available() and not cpu:
         print("SKIP gpu-check: no CUDA GPU here (--cpu: dry run of the steps on CPU)")
         return 0
@@ -119,7 +125,7 @@ def main() -> int:
     def _sft():
         out = root / "sft"
         dlcot("train", *common, "train=sft", f"train.data={root / 'traces/traces.jsonl'}", "train.packing=true",
-              "train.max_length=2048", "train.max_steps=30", "train.per_device_batch_size=4",
+              "train.max_length=2048", f"train.max_steps={steps(30)}", "train.per_device_batch_size=4",
               "train.gradient_checkpointing=false", f"student.attn_implementation={attn}", f"output={out}")
         stats = json.loads((out / "train_stats.json").read_text())
         tps = stats["tokens_per_second"]
@@ -134,29 +140,29 @@ def main() -> int:
 
     @step("lora")
     def _lora():
-        dlcot("train", *common, "train=sft_lora", f"train.data={root / 'traces/traces.jsonl'}", "train.max_steps=10",
-              "train.max_length=1024", f"output={root / 'lora'}")
+        dlcot("train", *common, "train=sft_lora", f"train.data={root / 'traces/traces.jsonl'}",
+              f"train.max_steps={steps(10)}", "train.max_length=1024", f"output={root / 'lora'}")
         return "merged adapter saved" if (root / "lora" / "adapter").is_dir() else "adapter saved"
 
     @step("qlora", needs="bitsandbytes")
     def _qlora():
-        dlcot("train", *common, "train=sft_qlora", f"train.data={root / 'traces/traces.jsonl'}", "train.max_steps=10",
-              "train.max_length=1024", f"output={root / 'qlora'}")
+        dlcot("train", *common, "train=sft_qlora", f"train.data={root / 'traces/traces.jsonl'}",
+              f"train.max_steps={steps(10)}", "train.max_length=1024", f"output={root / 'qlora'}")
 
     @step("dpo")
     def _dpo():
         out = root / "dpo"
         dlcot("train", *common, "train=dpo", f"student.model={root / 'sft'}", f"train.data={root / 'pairs.jsonl'}",
-              "train.max_steps=10", "train.max_length=2048", "train.per_device_batch_size=2", f"output={out}")
+              f"train.max_steps={steps(10)}", "train.max_length=2048", "train.per_device_batch_size=2", f"output={out}")
         pref = json.loads((out / "train_stats.json").read_text())["preference"]["rewards/margins"]
         return f"reward margin {pref['first']} -> {pref['last']}"
 
     @step("zero3_accelerate_1proc", needs="deepspeed")
     def _zero3():
-        dlcot("train", *common, "train=sft", f"train.data={root / 'traces/traces.jsonl'}", "train.max_steps=5",
-              "train.max_length=1024", f"output={root / 'zero3'}",
-              launcher=["accelerate", "launch", "--config_file", "launch/zero3.yaml", "--num_processes", "1",
-                        "-m", "dlcot.train"])
+        dlcot("train", *common, "train=sft", f"train.data={root / 'traces/traces.jsonl'}",
+              f"train.max_steps={steps(5)}", "train.max_length=1024", f"output={root / 'zero3'}",
+              launcher=[sys.executable, "-m", "accelerate.commands.launch", "--config_file", "launch/zero3.yaml",
+                        "--num_processes", "1", "-m", "dlcot.train"])
 
     @step("hf_engine_eval_cuda")
     def _hf_eval():
