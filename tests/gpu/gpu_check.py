@@ -180,7 +180,9 @@ def main() -> int:
               "benchmark=synthetic", "data.n_problems=256", "data.heldout=16", f"output={out}")
         return (out / "metrics.json").read_text()[:200] if (out / "metrics.json").exists() else "done"
 
-    vllm_common = ["engine=vllm", "engine.gpu_memory_utilization=0.35", "engine.max_model_len=4096",
+    # one GPU: tensor parallel 1 whatever the teacher config asks for (qwq_32b wants 2)
+    vllm_common = ["engine=vllm", "engine.tensor_parallel_size=1", "engine.gpu_memory_utilization=0.35",
+                   "engine.max_model_len=4096",
                    f"engine.max_new_tokens={NEW_TOKENS}"]
 
     @step("vllm_eval", needs="vllm")
