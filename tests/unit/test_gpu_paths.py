@@ -115,3 +115,13 @@ def test_sbatch_log_directory_is_in_the_repository(script):
     log_dir = Path(output).parent
     tracked = subprocess.run(["git", "ls-files", str(log_dir)], cwd=REPO, capture_output=True, text=True).stdout
     assert tracked.strip(), f"{log_dir}/ is not kept in the repository (Slurm would fail to open {output})"
+
+
+def test_packaged_model_names_are_checked():
+    from dlcot.engines.packaged import resolve
+
+    assert resolve("Qwen/Qwen2.5-7B-Instruct") == "Qwen/Qwen2.5-7B-Instruct"  # other names pass through
+    with pytest.raises(ConfigError, match="package 'no_such_pkg' is not installed"):
+        resolve("pypi:no_such_pkg/model.gguf")
+    with pytest.raises(ConfigError, match="no file 'missing.gguf'"):
+        resolve("pypi:dlcot/missing.gguf")
