@@ -47,6 +47,7 @@ def chain(tmp_path_factory):
     out["sft"] = run_command("train", [runs, *CPU_TRAIN, f"train.data={out['enhance'] / 'enhanced.jsonl'}",
                                        "train.max_steps=4", f"output={root / 'sft'}"])
     out["lora"] = run_command("train", [runs, *CPU_TRAIN, "train=sft_lora", "train.use_cpu=true", "train.bf16=false",
+                                        "train.gradient_accumulation_steps=1",
                                         f"train.data={trace_file}", "train.max_steps=2", f"output={root / 'lora'}"])
     pair_file = root / "pairs.jsonl"
     pair_file.write_text(json.dumps(pairs(1)[0]) + "\n")  # one pair seen 3 times: its margin must grow
