@@ -49,8 +49,9 @@ def report(status: str, step: str, started: float, detail: str = "") -> None:
 
 
 def dlcot(*args: str, timeout: int = STEP_TIMEOUT_S, launcher: list[str] | None = None) -> str:
+    """`dlcot <command> <overrides>`, or with `launcher` (which names the module itself) just the overrides."""
     timeout = 1800 if CPU else timeout
-    cmd = [*(launcher or [sys.executable, "-m", "dlcot.cli"]), *args]
+    cmd = [*launcher, *args[1:]] if launcher else [sys.executable, "-m", "dlcot.cli", *args]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"exit {proc.returncode}: {' '.join(args[:3])} ...\n{proc.stderr[-3000:]}")
@@ -160,7 +161,7 @@ def main() -> int:
     def _dpo():
         out = root / "dpo"
         dlcot("train", *common, "train=dpo", f"student.model={root / 'sft'}", f"train.data={root / 'pairs.jsonl'}",
-              f"train.max_steps={steps(10)}", f"train.max_length={length(2048)}", "train.per_device_batch_size=2",
+              f"train.max_steps={steps(10)}", "train.max_length=2048", "train.per_device_batch_size=2",
               f"output={out}")
         pref = json.loads((out / "train_stats.json").read_text())["preference"]["rewards/margins"]
         return f"reward margin {pref['first']} -> {pref['last']}"

@@ -34,7 +34,9 @@ def chain(tmp_path_factory):
     """Run every stage once; the tests below read what each left."""
     root = tmp_path_factory.mktemp("smollm2")
     runs = f"runs_dir={root / 'runs'}"
-    out: dict[str, Path] = {}
+    from dlcot.engines.packaged import resolve
+
+    out: dict[str, Path] = {"base": Path(resolve(SMOLLM2))}
     probs = root / "problems.jsonl"
     probs.write_text("".join(json.dumps({"id": f"p{i}", "problem": f"Tom has {i} apples and buys 2 more. How many "
                                          "apples does he have?", "answer": str(i + 2)}) + "\n" for i in range(2)))
@@ -71,6 +73,9 @@ def test_teacher_generation_is_accounted_for(chain):
 
 
 def test_generation_stops_on_the_end_of_turn_token_training_teaches(chain):
+    """The token the student's template trains as the end of a turn is the eos its saved model generates with,
+    and the pretrained model (whose turns end with it) stops on it. The 4-step student itself is not asked to
+    stop: its examples are truncated at 192 tokens, so it has not yet learnt to."""
     from transformers import AutoTokenizer
 
     from dlcot.engines.hf import HFEngine
@@ -83,11 +88,12 @@ def test_generation_stops_on_the_end_of_turn_token_training_teaches(chain):
                                   tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
     trained = [i for i, m in zip(enc["input_ids"], enc["assistant_masks"], strict=True) if m]
     assert trained[-1] == im_end == tok.eos_token_id  # the saved template trains <|im_end|> as the last token
-    engine = HFEngine(str(sft), batch_size=4)
+    assert json.loads((sft / "generation_config.json").read_text())["eos_token_id"] == im_end
+    engine = HFEngine(str(chain["base"]), batch_size=1)
     try:
-        assert im_end in engine.eos_ids and engine.model.generation_config.eos_token_id == im_end
-        (done,), = engine.generate(engine.chat(["What is 2 + 3?"]), max_new_tokens=200)
-        assert done.finish_reason == "stop" and done.n_tokens < 200 and "<|im_end|>" not in done.text
+        assert im_end in engine.eos_ids
+        (done,), = engine.generate(engine.chat(["Say hello in one word."]), max_new_tokens=64)
+        assert done.finish_reason == "stop" and done.n_tokens < 64 and "<|im_end|>" not in done.text
     finally:
         engine.close()
 
