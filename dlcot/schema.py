@@ -55,6 +55,10 @@ class TeacherConfig:
     temperature: float = 0.7
     top_p: float = 0.95
     n: int = 1
+    # what the model needs to start under vLLM (engine.tensor_parallel_size / engine.max_model_len win when set):
+    # a 32B model at TP=1 on an 80 GB GPU has no room for a KV cache at its full 40k-131k context
+    tensor_parallel_size: int | None = None
+    max_model_len: int | None = None
     # synthetic teacher: fields of dlcot.data.synthetic.TeacherStyle (p_slip, p_abandon, p_redundant, ...)
     style: dict[str, Any] = field(default_factory=dict)
 
@@ -95,6 +99,7 @@ class StudentConfig:
     dtype: str = "auto"  # auto | bfloat16 | float16 | float32
     gguf_file: str | None = None
     revision: str | None = None
+    context_length: int | None = None  # the model's trained context: train.max_length above it is an error
 
 
 @dataclass
@@ -104,7 +109,8 @@ class EngineConfig:
     Sampling settings here are the defaults a stage passes to `Engine.generate`; temperature 0 means greedy.
     """
     name: str = "hf"
-    batch_size: int = 8
+    batch_size: int = 8  # hf: sequences per forward pass
+    chunk_size: int | None = None  # prompts per generate() call (written after each); None: batch_size
     max_new_tokens: int = 512
     temperature: float = 0.0
     top_p: float = 1.0
@@ -121,8 +127,8 @@ class EngineConfig:
     max_retries: int = 4
     timeout_s: float = 120.0
     cache_dir: str | None = None
-    # vllm
-    tensor_parallel_size: int = 1
+    # vllm (None: the teacher's tensor_parallel_size / max_model_len, else 1 / the model's own context)
+    tensor_parallel_size: int | None = None
     gpu_memory_utilization: float = 0.9
     max_model_len: int | None = None
     # replay / scripted

@@ -24,6 +24,7 @@ from dlcot.config import prepare_run_dir, to_dict
 from dlcot.data.exemplars import exemplar_prompt, uses_exemplar
 from dlcot.data.sources import pending_problems, work_done_ids
 from dlcot.errors import ConfigError
+from dlcot.prompts import fill
 from dlcot.records import (
     INPUT_REASONS,
     Reject,
@@ -88,14 +89,15 @@ def _synthetic(cfg: DictConfig, out: Path) -> dict:
 
 def _prompt(teacher: DictConfig, cot: DictConfig, problem, instruction: str) -> str:
     if uses_exemplar(cot):  # one released CoT of the level, then the problem (dlcot.data.exemplars)
-        shown = exemplar_prompt(cot, problem.problem, lambda q: teacher.prompt_template.format(problem=q))
+        shown = exemplar_prompt(cot, problem.problem,
+                                lambda q: fill(teacher.prompt_template, "teacher.prompt_template", problem=q))
         return f"{instruction}\n\n{shown}" if instruction else shown
-    text = teacher.prompt_template.format(problem=problem.problem)
+    text = fill(teacher.prompt_template, "teacher.prompt_template", problem=problem.problem)
     return f"{text}\n\n{instruction}" if instruction else text
 
 
 def _with_engine(cfg: DictConfig, out: Path, instruction: str) -> dict:
-    from dlcot.engines import make_engine
+    from dlcot.engines import chunk_size, make_engine
 
     t = cfg.teacher
     if not t.model:
@@ -108,10 +110,10 @@ def _with_engine(cfg: DictConfig, out: Path, instruction: str) -> dict:
         return [pid] if t.n == 1 else [f"{pid}#{k}" for k in range(t.n)]
 
     n_input, todo = pending_problems(cfg, rejects, lambda pid: all(tid in done for tid in sample_ids(pid)))
-    engine = make_engine(cfg.engine, model_path=t.model, tokenizer_name=cfg.tokenizer, seed=cfg.seed)
+    engine = make_engine(cfg.engine, model_path=t.model, tokenizer_name=cfg.tokenizer, seed=cfg.seed, needs=t)
     exemplar = uses_exemplar(cfg.cot)
     try:
-        step = max(1, cfg.engine.batch_size)
+        step = chunk_size(cfg.engine)
         for i in tqdm(range(0, len(todo), step), desc=f"teacher {t.name}", disable=None):
             batch = todo[i:i + step]
             prompts = engine.chat([_prompt(t, cfg.cot, p, instruction) for p in batch], t.system_prompt)

@@ -8,6 +8,7 @@ Temperature 0 is plain greedy decoding, and `n` greedy samples are one generatio
 """
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -124,6 +125,7 @@ class HFEngine:
 
     def close(self) -> None:
         self.model = None  # type: ignore[assignment]
+        gc.collect()  # the weights go now, not at the next collection: a trainer or engine may start next
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 

@@ -71,7 +71,8 @@ def run(cfg: DictConfig, engines: Sequence[Engine] | None = None) -> Path:
         engines = [SyntheticNodeWriter(d.n_problems, cfg.seed, min_steps=d.min_steps, max_steps=d.max_steps,
                                        max_operand=d.max_operand, tokenizer_name=cfg.tokenizer)]
     elif own:
-        engines = [make_engine(cfg.engine, model_path=model, tokenizer_name=cfg.tokenizer, seed=cfg.seed)
+        engines = [make_engine(cfg.engine, model_path=model, tokenizer_name=cfg.tokenizer, seed=cfg.seed,
+                               needs=cfg.teacher)
                    for model in (cfg.teacher.model, *m.writers)]
     resumed = trees.done_ids and (out / PROGRESS).is_file()  # else the search starts over, and so does the count
     calls = json.loads((out / PROGRESS).read_text()) if resumed else {"engine_calls": 0}

@@ -24,6 +24,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from dlcot.errors import ConfigError, ModelError, RecordError
+from dlcot.prompts import fill
 from dlcot.records import Reject, Trace, read_records
 
 LENGTH_POLICIES = ("drop", "truncate", "error")
@@ -88,11 +89,7 @@ def assistant_content(rid: str, reasoning: str, response: str | None, gold_answe
 
 def user_turns(problem: str, train: DictConfig) -> list[dict[str, str]]:
     """The conversation before the assistant turn: optional system prompt, then the problem as the user."""
-    try:
-        user = train.prompt_template.format(problem=problem)
-    except (KeyError, IndexError) as err:
-        raise ConfigError(f"train.prompt_template={train.prompt_template!r}: only {{problem}} may be named "
-                          f"(double other braces: {{{{ }}}}); got {err}") from err
+    user = fill(train.prompt_template, "train.prompt_template", problem=problem)
     msgs = [{"role": "user", "content": user}]
     if train.system_prompt:
         msgs.insert(0, {"role": "system", "content": train.system_prompt})

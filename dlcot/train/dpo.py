@@ -44,7 +44,12 @@ def dpo_config(cfg: DictConfig, out_dir: Path):
     if t.sft_alpha < 0:
         raise ConfigError(f"train.sft_alpha={t.sft_alpha}: the SFT term's weight must be >= 0")
     if t.packing:
-        raise ConfigError("train.packing is for SFT; DPO pairs can use train.padding_free=true instead")
+        raise ConfigError("train.packing is for SFT; DPO pairs are padded")
+    if t.padding_free:
+        # TRL 1.16's DPOTrainer turns padding_free off with a warning (disabled after a refactor): refuse it
+        # here rather than report a padding-free run that was padded
+        raise ConfigError("train.padding_free=true: TRL's DPOTrainer (1.16) does not support padding-free "
+                          "batches yet and would silently pad; set train.padding_free=false for DPO")
     losses, weights = ["sigmoid"], [1.0]
     if t.label_smoothing:
         losses, weights = ["sigmoid", "robust"], cdpo_weights(float(t.label_smoothing))
@@ -52,8 +57,7 @@ def dpo_config(cfg: DictConfig, out_dir: Path):
         losses.append("sft")
         weights.append(float(t.sft_alpha))
     kwargs = common_args(cfg, out_dir)
-    kwargs.update(beta=t.beta, label_smoothing=t.label_smoothing, loss_type=losses, loss_weights=weights,
-                  padding_free=t.padding_free)
+    kwargs.update(beta=t.beta, label_smoothing=t.label_smoothing, loss_type=losses, loss_weights=weights)
     kwargs.update(to_dict(t.extra))
     return DPOConfig(**kwargs)
 

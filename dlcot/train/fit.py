@@ -23,6 +23,7 @@ from dlcot.errors import ConfigError
 from dlcot.records import Reject, atomic_write_json, atomic_write_text, write_jsonl
 from dlcot.tracking import Tracker, report_to
 from dlcot.train.models import (
+    check_context,
     load_model,
     load_tokenizer,
     merge_adapter,
@@ -108,6 +109,7 @@ def fit(cfg: DictConfig, make_args: Callable[[DictConfig, Path], Any],
         callbacks: list | None = None) -> Path:
     """Train `cfg.student` with `trainer_cls` (a TRL trainer) on `build_data`'s examples; returns the run dir."""
     quantization_config(cfg.train)  # QLoRA without a GPU fails here, before any loading
+    check_context(cfg.student, cfg.train)
     args = make_args(cfg, run_dir(cfg))  # and bad option combinations here
     model_path = resolve_model_path(cfg.student, cfg.runs_dir)
     tokenizer = load_tokenizer(cfg.student, model_path)

