@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: venv test test-slow bench demo lint clean gpu-check
+.PHONY: venv test test-slow bench demo lint docs clean gpu-check
 
 # GPU check (tests/gpu/gpu_check.py) on a GPU machine's own python3 (torch + CUDA, transformers, accelerate, peft,
 # no network there): the pure-Python packages such images lack travel as wheels, downloaded here into
@@ -44,6 +44,9 @@ demo: venv
 
 lint: venv
 	$(BIN)/ruff check dlcot tests
+
+docs: venv  # docs/config-reference.md from dlcot/schema.py (tests/unit/test_docs.py fails when it is stale)
+	$(BIN)/python -m tests.config_reference > docs/config-reference.md
 
 clean:
 	rm -rf $(VENV) runs outputs .pytest_cache

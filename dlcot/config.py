@@ -52,7 +52,8 @@ def _dict_fields(node: type | None = None, prefix: str = "") -> frozenset[str]:
 
 def normalize_overrides(overrides: list[str]) -> tuple[list[str], str | None]:
     """Map the user's `recipe=NAME` to Hydra's `recipes=NAME` and keep the name for run naming; map
-    `benchmark=NAME` to the `benchmark` group placed at `eval.benchmark` (DESIGN.md §3's `dlcot eval benchmark=B`)."""
+    `benchmark=NAME` to the `benchmark` group placed at `eval.benchmark` (`dlcot eval benchmark=B`,
+    docs/architecture.md §3)."""
     out, recipe = [], None
     for ov in overrides:
         key, sep, value = ov.partition("=")

@@ -1,6 +1,6 @@
 """Records that flow between stages, and the JSONL IO every stage uses.
 
-Contracts (DESIGN.md §4-5): a trace has `id, problem, reasoning, gold_answer` (+ optional `response, teacher,
+Contracts (docs/architecture.md §4-5): a trace has `id, problem, reasoning, gold_answer` (+ optional `response, teacher,
 source`); a problem has `id, problem, gold_answer`; a segmentation has `id, n_chars, first_answer_end, segments`.
 Every stage accounts for every input line: a line that cannot be used becomes a `Reject` (written to
 `rejected.jsonl`) instead of stopping the run, so `n_input = n_kept + n_rejected` holds everywhere.

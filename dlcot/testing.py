@@ -8,7 +8,7 @@ The tokenizers are trained locally on a small corpus (1k tokens by default): the
 entries, and its embedding + lm_head would dominate a 64-wide model and make CPU training ~50x slower. The two
 families use different pre-tokenizers on purpose, so code that silently assumes one tokenizer shows up in tests.
 
-Trap this module avoids (see ../shared/docs/STACK.md): a directory whose config says `model_type: qwen2` always
+Trap this module avoids (see docs/stack.md): a directory whose config says `model_type: qwen2` always
 reloads as `Qwen2Tokenizer`, which rebuilds Qwen's NFC normalizer and digit-splitting pre-tokenizer; the tiny Qwen
 tokenizer is therefore trained with exactly that pipeline so it encodes identically after save/reload.
 """

@@ -3,7 +3,7 @@
 Why it exists: every stage (segment, enhance, train, eval, `make demo`) must run offline on CPU in seconds, and the
 DLCoT segmenter/clusterer can only be scored where the true structure of a trace is known. Real R1/QwQ traces are
 scarce and hand-annotated (`../shared/data/gold/`); here the structure is known *by construction*: the teacher
-appends paragraphs and records offsets as it goes, so the segmentation (DESIGN.md section 5) is exact.
+appends paragraphs and records offsets as it goes, so the segmentation (docs/architecture.md section 5) is exact.
 
 What a trace looks like: restatement -> optional understanding -> approaches (abandoned = incomplete, an uncaught
 arithmetic slip = incorrect, a "Wait, ..." slip fixed inside the same approach) up to the first stated answer ->
@@ -104,7 +104,7 @@ class TeacherStyle:
 
 @dataclass
 class SyntheticTrace:
-    """A teacher trace plus its true segmentation (DESIGN.md section 5)."""
+    """A teacher trace plus its true segmentation (docs/architecture.md section 5)."""
 
     id: str
     problem: str
@@ -121,7 +121,7 @@ class SyntheticTrace:
         return self.final_answer == self.gold_answer
 
     def to_trace_record(self) -> dict:
-        """The trace-JSONL line (DESIGN.md section 4)."""
+        """The trace-JSONL line (docs/architecture.md section 4)."""
         return {"id": self.id, "problem": self.problem, "reasoning": self.reasoning, "response": self.response,
                 "gold_answer": self.gold_answer, "teacher": self.teacher, "source": self.source}
 

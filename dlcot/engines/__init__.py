@@ -1,4 +1,4 @@
-"""Text generation behind one interface (DESIGN.md §7): hf, vllm, openai, scripted, replay.
+"""Text generation behind one interface (docs/architecture.md §7): hf, vllm, openai, scripted, replay.
 
 `make_engine(cfg.engine, model_path=...)` builds the configured backend; every stage that generates takes it
 from there and calls `engine.generate(engine.chat(texts), ...)`.

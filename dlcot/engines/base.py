@@ -1,4 +1,4 @@
-"""The one generation interface every stage uses (DESIGN.md §7), and the helpers engines share.
+"""The one generation interface every stage uses (docs/architecture.md §7), and the helpers engines share.
 
 An engine turns already-formatted prompt strings into `n` completions each. Prompts are chat-formatted by the
 engine's own `chat()` (the model's template for hf/vllm; identity where a server or a file does it), so a stage

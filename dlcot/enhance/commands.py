@@ -1,4 +1,4 @@
-"""`dlcot segment` and `dlcot enhance`: thin glue from the composed config to the pipeline (DESIGN.md §3)."""
+"""`dlcot segment` and `dlcot enhance`: thin glue from the composed config to the pipeline (docs/architecture.md §3)."""
 from __future__ import annotations
 
 import logging
@@ -72,7 +72,7 @@ def segment(cfg: DictConfig) -> Path:
 
 
 def enhance(cfg: DictConfig) -> Path:
-    """`dlcot enhance input=F output=DIR [enhance=POLICY] [tokenizer=...]` (outputs: see DESIGN.md §3)."""
+    """`dlcot enhance input=F output=DIR [enhance=POLICY] [tokenizer=...]` (outputs: see docs/architecture.md §3)."""
     src = _input(cfg, "enhance")
     settings = settings_from(cfg)
     from dlcot.tokens import load_tokenizer

@@ -4,7 +4,7 @@ An approach's outcome is *correct* / *incorrect* when it states an answer that `
 unequal to gold, *incomplete* when it states none (abandoned, or cut off), and *unverified* when math-verify
 timed out or could not decide (a verdict reason in UNDECIDED): that is not evidence of a wrong answer, so it is
 never cut as one and never ends the trunk. Verification spans keep the answer
-they confirm and no outcome (DESIGN.md §5).
+they confirm and no outcome (docs/architecture.md §5).
 
 `Backend` is the stage interface: `segment` (structure) and `label` (outcomes, the final answer, and error spans
 where a backend can judge them). `OfflineBackend` is deterministic and needs no model; it marks no error spans

@@ -1,6 +1,6 @@
 """Offline, rule-based DLCoT segmentation: macro structure, then approaches and checks.
 
-`segment(text, gold=None)` returns a `dlcot.records.Segmentation` in the gold format (DESIGN.md §5): contiguous
+`segment(text, gold=None)` gives a `dlcot.records.Segmentation` in the gold format (docs/architecture.md §5): contiguous
 spans covering all of `text`, approaches numbered with the answer they state (outcomes are left to
 `label.py`, which checks answers with `dlcot.answers`), and `first_answer_end`.
 

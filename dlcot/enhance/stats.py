@@ -1,6 +1,6 @@
 """`stats.json` of an enhance run, computed from the finished output files (so a resumed run gets the same).
 
-Keys (DESIGN.md §3 plus issue 3): n_input, n_kept, n_rejected, tokens_before, tokens_after, token_reduction
+Keys (docs/architecture.md §3 plus issue 3): n_input, n_kept, n_rejected, tokens_before, tokens_after, token_reduction
 (1 − Σ after / Σ before over kept traces), median_token_reduction (per kept trace), answer_preserved (share of
 kept traces whose enhanced text still ends in the gold answer through dlcot.answers), tokenizer,
 reject_reasons (counts), token_share_before / token_share_after (per segment kind), cut_tokens_by_reason,

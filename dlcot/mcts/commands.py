@@ -1,5 +1,5 @@
 """`dlcot mcts input=F output=DIR`: problems → searched trees → `trees.jsonl`, `sft.jsonl`, `pairs.jsonl`,
-`rejected.jsonl`, `stats.json` (DESIGN.md §3).
+`rejected.jsonl`, `stats.json` (docs/architecture.md §3).
 
 The nodes are written by `teacher.model` and any `mcts.writers` through `engine` (vllm / hf / openai; the
 scripted engine in tests). With several vLLM writers in one process, lower `engine.gpu_memory_utilization` so

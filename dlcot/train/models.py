@@ -248,13 +248,3 @@ def merge_adapter(run_dir: Path, student: DictConfig, base_path: str, tokenizer)
     merged.generation_config.pad_token_id = tokenizer.pad_token_id
     merged.save_pretrained(str(run_dir))
     log.info("merged the LoRA adapter into %s (adapter kept in %s)", base_path, adapter)
-
-
-def load_student(cfg: DictConfig):
-    """(model, tokenizer, resolved model path) for the composed config's `student` and `train` groups."""
-    path = resolve_model_path(cfg.student, cfg.runs_dir)
-    quantization_config(cfg.train)  # fail on a CPU-only QLoRA request before loading anything
-    check_context(cfg.student, cfg.train)
-    tokenizer = load_tokenizer(cfg.student, path)
-    model = load_model(cfg.student, cfg.train, path, tokenizer)
-    return model, tokenizer, path

@@ -14,7 +14,7 @@ from tests.unit.test_enhance_simplify import SEGS, TEXT
 
 
 def check_contract(seg: Segmentation, text: str) -> None:
-    """DESIGN.md §5: contiguous spans covering all of text, valid kinds, approaches numbered 1, 2, ..."""
+    """docs/architecture.md §5: contiguous spans covering all of text, valid kinds, approaches numbered 1, 2, ..."""
     assert seg.n_chars == len(text)
     if not text:
         assert seg.segments == []

@@ -1,4 +1,4 @@
-"""The synthetic problems and teacher: determinism, true arithmetic, and exact segmentations (DESIGN.md section 5).
+"""The synthetic problems and teacher: determinism, true arithmetic, and exact segmentations (docs/architecture.md §5).
 
 The segmentation is what the DLCoT segmenter/clusterer is scored against on the embedded default data, so the
 invariants here are the format's contract, checked over hundreds of traces and at extreme style settings.
