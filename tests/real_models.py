@@ -19,6 +19,7 @@ SPECIALS = {
               "extra": ["<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>", "<|finetune_right_pad_id|>"]},
     "gemma": {"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>",
               "extra": ["<start_of_turn>", "<end_of_turn>"]},
+    "bloom": {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>", "extra": []},
 }
 
 

@@ -73,7 +73,7 @@ def test_a_json_array_file_as_train_data_takes_gold_from_the_answer_statement(tm
 
 # LLaMA-Factory's renderings of one (question, answer) turn by the templates the paper names (llama3, gemma, alpaca)
 LLAMA_FACTORY = {
-    "llama3.jinja": "{bos}<|start_header_id|>user<|end_header_id|>\n\n{q}<|eot_id|>"
+    "llama3_factory.jinja": "{bos}<|start_header_id|>user<|end_header_id|>\n\n{q}<|eot_id|>"
                     "<|start_header_id|>assistant<|end_header_id|>\n\n{a}<|eot_id|>",
     "gemma2.jinja": "{bos}<start_of_turn>user\n{q}<end_of_turn>\n<start_of_turn>model\n{a}<end_of_turn>\n",
     "alpaca.jinja": ALPACA_SYSTEM + "\n\n### Instruction:\n{q}\n\n### Response:\n{a}{eos}\n\n",
