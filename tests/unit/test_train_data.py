@@ -62,7 +62,7 @@ def test_real_trace_survives_template_and_mask_is_exactly_the_assistant_turn(sha
         assert tok.decode(ids[end:]).strip() == "", family
 
 
-def test_trl_labels_equal_our_assistant_mask(tiny_qwen_dir, tiny_llama_dir):
+def test_trl_labels_equal_our_assistant_mask(tiny_qwen_dir, tiny_llama_dir, tmp_path):
     """What TRL actually trains on (labels of its prepared dataset) is the mask build_sft_data checked."""
     from trl import SFTConfig, SFTTrainer
 
@@ -73,7 +73,7 @@ def test_trl_labels_equal_our_assistant_mask(tiny_qwen_dir, tiny_llama_dir):
         cfg = _cfg(student)
         tok = load_tokenizer(cfg.student, str(path))
         msgs = [conversation(Trace(**r), cfg.train, cfg.student) for r in rows]
-        args = SFTConfig(output_dir="unused", use_cpu=True, bf16=False, activation_checkpointing=False,
+        args = SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, activation_checkpointing=False,
                          assistant_only_loss=True, max_length=None, report_to=[])
         from datasets import Dataset
 
