@@ -84,7 +84,8 @@ def _fake_bin(tmp_path: Path) -> Path:
     scripts = {
         # srun runs its command once per node, as Slurm does, with that node's SLURM_NODEID
         "srun": 'for n in $(seq 0 $((SLURM_NNODES - 1))); do SLURM_NODEID=$n SLURM_PROCID=$n "$@"; done',
-        "scontrol": "echo node-a; echo node-b",
+        # a long node list: a script that stops reading it early dies of SIGPIPE under pipefail
+        "scontrol": "echo node-a; echo node-b; seq 1 200000 | sed s/^/node-x/",
         "accelerate": 'echo "$@" >> "$CALLS"',
         "dlcot": 'echo "dlcot $@" >> "$CALLS"',
     }
