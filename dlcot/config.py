@@ -2,7 +2,9 @@
 
 Every command composes the same tree (`conf/config.yaml` + one option per group + an optional recipe) and
 validates it against `RootConfig` (`dlcot.schema`, registered in Hydra's ConfigStore as `dlcot_schema`, which
-`conf/config.yaml` extends): a typo in a key or a wrong type fails at composition, before any stage starts.
+`conf/config.yaml` extends): a typo in a key, a wrong type, a value that is not one of a choice's options or
+breaks a section's rules (`RootConfig.validate`) fails at composition with the key named, before any stage
+starts.
 
 Recipes live in `recipes/` at the repository root and are selected with `recipe=NAME` (sub-folders work:
 `recipe=dlcot/raw_vs_enhanced`); `compose()` maps that to Hydra's `recipes` group, which `conf/recipes` (a symlink
@@ -25,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ValidationError
 
 from dlcot.errors import ConfigError
-from dlcot.schema import MINIMUMS, RootConfig, expected_type
+from dlcot.schema import RootConfig, choices_of, expected_type
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO_ROOT / "conf"
@@ -94,40 +96,38 @@ def compose(command: str, overrides: list[str] | tuple[str, ...] = ()) -> DictCo
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="dlcot"):
             cfg = hydra_compose(config_name="config", overrides=[f"command={command}", *overrides])
+        OmegaConf.resolve(cfg)
         # `+group.key=...` appends past Hydra's struct flag: re-check against the schema so typos still fail.
-        OmegaConf.merge(OmegaConf.structured(RootConfig), OmegaConf.to_container(cfg))
+        typed = OmegaConf.merge(OmegaConf.structured(RootConfig), OmegaConf.to_container(cfg))
+        root = OmegaConf.to_object(typed)
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(f"invalid config for `dlcot {command}`: {_explain(err)}") from err
-    OmegaConf.resolve(cfg)
-    if command == "mcts":  # the mcts group's own checks (transfer matrix, stop rules): bad values fail here
-        from dlcot.mcts.settings import check_settings
+    assert isinstance(root, RootConfig)
+    root.validate()
+    from dlcot.mcts.settings import check_settings  # the rules that need the node kinds (transfer matrix, tags)
 
-        check_settings(cfg.mcts)
-    check_minimums(cfg)
+    check_settings(cfg.mcts)
     cfg.overrides = user_overrides
     return cfg
 
 
 def _explain(err: BaseException) -> str:
     """Hydra's message, plus the key and the type the schema expects when a value did not convert (Hydra's own
-    message stops at "Error merging override" and hides which type was wanted)."""
+    message stops at "Error merging override" and hides which type was wanted); for a choice, the options."""
     cause: BaseException | None = err
     while cause is not None:
         key = getattr(cause, "full_key", None)
         if key and isinstance(cause, ValidationError):
-            wanted = expected_type(re.sub(r"\[\d+\]", "", str(key)))
+            path = re.sub(r"\[\d+\]", "", str(key))
             msg = str(getattr(cause, "msg", cause)).splitlines()[0]
+            options = choices_of(path)
+            value = re.match(r"Invalid value '(.*)', expected one of", msg)
+            if options and value:
+                return f"{key}: {value.group(1)!r} is not one of {', '.join(options)}"
+            wanted = expected_type(path)
             return f"{key}: {msg}" + (f" (expected {wanted})" if wanted else "")
         cause = cause.__cause__ or cause.__context__
     return str(err)
-
-
-def check_minimums(cfg: DictConfig) -> None:
-    """Raise ConfigError naming the key when a count is below its minimum (`dlcot.schema.MINIMUMS`)."""
-    for key, low in MINIMUMS.items():
-        value = OmegaConf.select(cfg, key)
-        if isinstance(value, int) and not isinstance(value, bool) and value < low:
-            raise ConfigError(f"{key}={value}: must be >= {low}")
 
 
 def list_options(group: str) -> list[str]:

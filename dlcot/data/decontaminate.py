@@ -80,10 +80,6 @@ def build_index(cfg: DictConfig) -> tuple[Index, dict[str, str]]:
     from dlcot.eval.benchmarks import load_benchmark
 
     dec = cfg.decontaminate
-    if dec.ngram < 1:
-        raise ConfigError(f"decontaminate.ngram={dec.ngram}: must be >= 1")
-    if not dec.benchmarks:
-        raise ConfigError("decontaminate.benchmarks is empty: name the benchmarks to check against")
     index, sources = Index(dec.ngram), {}
     for name in dec.benchmarks:
         problems, _, source = load_benchmark(benchmark_config(name), data=cfg.data, seed=cfg.seed)

@@ -41,16 +41,11 @@ log = logging.getLogger(__name__)
 
 def cot_instruction(cot: DictConfig) -> str:
     """The format and granularity instructions `cot` selects (empty for the teacher's own CoT; no granularity
-    sentence when a released exemplar shows the level, cot.guide=exemplar)."""
-    if cot.format not in cot.format_instructions:
-        raise ConfigError(f"cot.format={cot.format!r}: use one of {', '.join(cot.format_instructions)}")
+    sentence when a released exemplar shows the level, cot.guide=exemplar). Both are keys of the instruction
+    mappings, checked at composition (`dlcot.schema.CotConfig.validate`)."""
     parts = [cot.format_instructions[cot.format]]
-    if cot.granularity is not None:
-        if cot.granularity not in cot.granularity_instructions:
-            raise ConfigError(f"cot.granularity={cot.granularity}: use null (the teacher's own) or one of "
-                              f"{', '.join(str(k) for k in cot.granularity_instructions)} (1 coarsest)")
-        if not uses_exemplar(cot):  # with an exemplar (the default) the level is shown, not said
-            parts.append(cot.granularity_instructions[cot.granularity])
+    if cot.granularity is not None and not uses_exemplar(cot):  # with an exemplar the level is shown, not said
+        parts.append(cot.granularity_instructions[cot.granularity])
     return " ".join(p for p in parts if p)
 
 

@@ -42,8 +42,6 @@ class OpenAIEngine:
 
         if not base_url:
             raise ConfigError("engine=openai needs engine.base_url=http://HOST:PORT/v1")
-        if endpoint not in ("chat", "completions"):
-            raise ConfigError(f"engine.endpoint={endpoint!r}: use chat or completions")
         self.url = base_url.rstrip("/") + ("/chat/completions" if endpoint == "chat" else "/completions")
         self.model, self.endpoint = model, endpoint
         self.api_key = os.environ.get(api_key_env, "")

@@ -30,8 +30,6 @@ class ReplayEngine:
 
         if not path:
             raise ConfigError("engine=replay needs engine.path=<JSONL of stored responses>")
-        if match not in ("id", "problem"):
-            raise ConfigError(f"engine.match={match!r}: use id or problem")
         self.match, self.tokenizer_name = match, tokenizer_name
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(tokenizer_name)
         self.responses: dict[str, list[str]] = defaultdict(list)

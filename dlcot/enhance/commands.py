@@ -6,26 +6,23 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from dlcot import rundir
 from dlcot.config import prepare_run_dir, to_dict
 from dlcot.enhance import report, stats
 from dlcot.enhance.pipeline import RunResult, Settings, enhance_one, run_stream, segment_one
-from dlcot.enhance.simplify import Policy
 from dlcot.errors import ConfigError, RecordError
 from dlcot.records import atomic_write_json, read_jsonl
+from dlcot.schema import EnhanceConfig
 
 log = logging.getLogger(__name__)
 
 
 def settings_from(cfg: DictConfig, *, tokenizer: bool = True) -> Settings:
     """Worker settings from the `enhance` group and the top-level `tokenizer`."""
-    enh = to_dict(cfg.enhance)
-    return Settings(policy=Policy.from_config(enh), backend=enh["backend"],
-                    tokenizer=cfg.tokenizer if tokenizer else "", cluster_threshold=enh["cluster_threshold"],
-                    no_correct=enh["no_correct"], judge=enh["judge"], rewrite=enh["rewrite"],
-                    runs_dir=str(cfg.runs_dir))
+    enhance = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(EnhanceConfig), cfg.enhance))
+    return Settings.of(enhance, tokenizer=cfg.tokenizer if tokenizer else "", runs_dir=str(cfg.runs_dir))
 
 
 def _limit(cfg: DictConfig) -> int | None:

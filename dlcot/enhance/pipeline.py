@@ -33,7 +33,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ from dlcot.answers import AnswerChecker
 from dlcot.enhance import cluster as K
 from dlcot.enhance.cues import final_statement
 from dlcot.enhance.label import UNDECIDED, Labeled, OfflineBackend, final_answer_of
-from dlcot.enhance.simplify import Decision, Policy, decide, splice
+from dlcot.enhance.simplify import Decision, Policy, decide, is_passthrough, splice
 from dlcot.errors import ConfigError, RecordError
 from dlcot.records import (
     Counted,
@@ -62,30 +62,29 @@ _CLOSE_TAGS = ("</think>", "<|end_of_thought|>")
 BATCH = 8  # traces per task sent to a worker
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything a worker needs (picklable): policy, backend, tokenizer, thresholds."""
+@dataclass
+class Settings(EnhanceConfig):
+    """Everything a worker needs (picklable): the `enhance` section (policy, backend, thresholds, judge: declared
+    and checked once, in dlcot.schema) plus what the run adds."""
 
-    policy: Policy = field(default_factory=Policy)
-    backend: str = "offline"
     tokenizer: str = "qwen2"
-    cluster_threshold: float = EnhanceConfig().cluster_threshold
-    no_correct: str = "reject"
     answer_timeout_s: float = 0.5  # per math-verify call; a candidate it cannot decide in time is `unverified`
-    judge: dict[str, Any] | None = None  # enhance.judge as a plain dict (llm / hybrid backends)
-    rewrite: str = "none"  # none | llm
     runs_dir: str = "runs"  # where the judge's answer cache lives unless enhance.judge.cache_dir is set
     judge_all: bool = False  # segment: judge every trace (enhance sends only those whose final answer is gold)
 
-    def __post_init__(self) -> None:
-        if self.no_correct not in ("reject", "keep_raw"):
-            raise ConfigError(f"enhance.no_correct={self.no_correct!r}: use reject or keep_raw")
-        if self.backend not in ("offline", "llm", "hybrid"):
-            raise ConfigError(f"enhance.backend={self.backend!r}: use offline, llm or hybrid")
-        if self.rewrite not in ("none", "llm"):
-            raise ConfigError(f"enhance.rewrite={self.rewrite!r}: use none or llm")
-        if (self.backend != "offline" or self.rewrite == "llm") and not self.judge:
-            raise ConfigError(f"enhance.backend={self.backend} / rewrite={self.rewrite} need enhance.judge")
+    @classmethod
+    def of(cls, enhance: EnhanceConfig, **run: Any) -> Settings:
+        """The settings of a composed `enhance` section plus the run's fields (tokenizer, runs_dir, ...)."""
+        return cls(**{f.name: getattr(enhance, f.name) for f in fields(EnhanceConfig)}, **run)
+
+    @property
+    def policy(self) -> Policy:
+        """The policy `decide` / `splice` read: the section itself."""
+        return self
+
+    @property
+    def is_passthrough(self) -> bool:
+        return is_passthrough(self)
 
     @property
     def judged(self) -> bool:
@@ -106,7 +105,7 @@ class _Worker:
         if settings.judged:
             from dlcot.enhance.llm import make_backend
 
-            self.backend = make_backend(settings.backend, settings.judge or {}, self.backend,
+            self.backend = make_backend(settings.backend, asdict(settings.judge), self.backend,
                                         runs_dir=settings.runs_dir, tokenizer=settings.tokenizer or "qwen2",
                                         engine=JUDGE_ENGINE.get("engine"), rewrite=settings.rewrite == "llm",
                                         gate=not settings.judge_all)
@@ -281,7 +280,7 @@ def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], settings: Settin
         try:
             from dlcot.enhance.llm import judged_map
 
-            yield from judged_map(fn, items, _worker().backend, settings.judge["chunk"])
+            yield from judged_map(fn, items, _worker().backend, settings.judge.chunk)
         finally:
             _STATE.pop("w").checker.close()
         return

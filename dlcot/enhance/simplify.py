@@ -21,54 +21,32 @@ every repair, so the enhanced text can be rebuilt from the original (tests do ex
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from dlcot.enhance.cues import NEGATION, head_of
-from dlcot.errors import ConfigError
 from dlcot.records import Segment
 from dlcot.schema import EnhanceConfig
 
-# Openers that point back at text a cut may have removed (the config's list). Longest first: the first match wins.
-DEFAULT_CONNECTIVES = tuple(sorted(EnhanceConfig().connectives, key=len, reverse=True))
+# A policy is the `enhance` section itself (dlcot.schema.EnhanceConfig: options, defaults and checks live there);
+# `decide` and `splice` read its after_trunk, dedup(_k), drop_incorrect_offtrunk, offtrunk_needs_error,
+# cut_error_spans, repair_connectives and connectives.
+Policy = EnhanceConfig
 
 
-@dataclass(frozen=True)
-class Policy:
-    """One simplification policy (the `enhance` config group minus backend/performance settings)."""
+def is_passthrough(policy: Policy) -> bool:
+    """The policy cuts nothing: every span stays."""
+    return policy.after_trunk == "keep" and policy.dedup == "none" and not policy.drop_incorrect_offtrunk and not (
+        policy.cut_error_spans)
 
-    name: str = "dlcot"
-    after_trunk: str = "keep"  # keep | drop
-    dedup: str = "all"  # none | all | last_k
-    dedup_k: int = 1
-    drop_incorrect_offtrunk: bool = True
-    cut_error_spans: bool = False
-    offtrunk_needs_error: bool = False
-    repair_connectives: bool = True
-    connectives: tuple[str, ...] = DEFAULT_CONNECTIVES
 
-    def __post_init__(self) -> None:
-        if self.after_trunk not in ("keep", "drop"):
-            raise ConfigError(f"enhance.after_trunk={self.after_trunk!r}: use keep or drop")
-        if self.dedup not in ("none", "all", "last_k"):
-            raise ConfigError(f"enhance.dedup={self.dedup!r}: use none, all or last_k")
-        if self.dedup == "last_k" and self.dedup_k < 1:
-            raise ConfigError(f"enhance.dedup_k={self.dedup_k}: must be >= 1 with dedup=last_k")
-
-    @classmethod
-    def from_config(cls, enhance: Mapping[str, Any]) -> Policy:
-        keys = {f for f in cls.__dataclass_fields__}
-        values = {k: v for k, v in enhance.items() if k in keys}
-        if "connectives" in values:
-            values["connectives"] = tuple(sorted(values["connectives"], key=len, reverse=True))
-        return cls(**values)
-
-    @property
-    def is_passthrough(self) -> bool:
-        return self.after_trunk == "keep" and self.dedup == "none" and not self.drop_incorrect_offtrunk and not (
-            self.cut_error_spans)
+@functools.cache
+def _longest_first(connectives: tuple[str, ...]) -> tuple[str, ...]:
+    """Openers that point back at text a cut may have removed, longest first: the first match wins."""
+    return tuple(sorted(connectives, key=len, reverse=True))
 
 
 @dataclass
@@ -199,7 +177,7 @@ def splice(text: str, segments: Sequence[Segment], decisions: Sequence[Decision]
                 piece = new + piece[len(old):]
                 rewritten.append({"at": pos, "source_offset": a, "old": old, "new": new})
             elif seam and policy.repair_connectives and pieces:
-                piece, removed, cap = _repair(piece, policy.connectives)
+                piece, removed, cap = _repair(piece, _longest_first(tuple(policy.connectives)))
                 if removed:
                     repairs.append({"at": pos, "source_offset": a, "removed": removed, "capitalised": cap})
             pieces.append(piece)

@@ -22,7 +22,6 @@ from dlcot.eval.benchmarks import load_benchmark
 from dlcot.eval.generate import Sampling, generate_predictions
 from dlcot.eval.metrics import compute_metrics
 from dlcot.eval.report import write_report
-from dlcot.eval.score import check_grading
 from dlcot.records import atomic_write_json, check_accounting, write_jsonl
 from dlcot.tracking import Tracker
 
@@ -45,7 +44,6 @@ def evaluate(cfg: DictConfig, model_path: str | Path | None, output_dir: str | P
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     ev, bench = cfg.eval, cfg.eval.benchmark
-    check_grading(ev.grading, ev.truncated)
     problems, rejects, source = load_benchmark(bench, data=cfg.data, seed=cfg.seed, limit=ev.limit)
     sampling = sampling_from(cfg)
     _check_same_setup(out, {"model": str(model_path) if model_path else None, "benchmark": to_dict(bench),

@@ -12,25 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dlcot.answers import GRADINGS, AnswerChecker
+from dlcot.answers import AnswerChecker
 from dlcot.engines.base import Completion
-from dlcot.errors import ConfigError
 from dlcot.records import Problem
-
-TRUNCATED = ("grade", "wrong")
 
 
 def uid(problem_id: str, sample: int) -> str:
     """The resume key of one sample (predictions.jsonl holds n lines per problem id)."""
     return f"{problem_id}#{sample}"
-
-
-def check_grading(grading: str, truncated: str) -> None:
-    """Refuse an unknown `eval.grading` / `eval.truncated` before any work."""
-    if grading not in GRADINGS:
-        raise ConfigError(f"eval.grading={grading!r}: expected one of {', '.join(GRADINGS)}")
-    if truncated not in TRUNCATED:
-        raise ConfigError(f"eval.truncated={truncated!r}: expected one of {', '.join(TRUNCATED)}")
 
 
 def score(problems: Sequence[Problem], completions: Sequence[Sequence[Completion]], checker: AnswerChecker,
@@ -39,7 +28,6 @@ def score(problems: Sequence[Problem], completions: Sequence[Sequence[Completion
     """Rows `{uid, id, sample, gold, response, extracted, answer_kind, correct, correct_convention,
     correct_strict, reason, n_tokens, finish_reason, ...}` for every completion that exists (replay's
     "missing" ones are the caller's rejects)."""
-    check_grading(grading, truncated)
     items = [(p, j, c) for p, cs in zip(problems, completions, strict=True) for j, c in enumerate(cs)
              if c.finish_reason != "missing"]
     pairs = [(p.gold_answer, c.text) for p, _, c in items]

@@ -28,7 +28,6 @@ from dlcot.engines import NEEDS_MODEL, Engine, make_engine
 from dlcot.errors import ConfigError
 from dlcot.mcts.extract import balanced, pair_row, pair_stats, paths, preference_pairs, trace_row
 from dlcot.mcts.search import STOP_REASONS, TREE_COUNTS, Searcher
-from dlcot.mcts.settings import check_settings
 from dlcot.mcts.synthetic import SyntheticNodeWriter
 from dlcot.mcts.tree import Tree
 from dlcot.records import (
@@ -49,8 +48,7 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig, engines: Sequence[Engine] | None = None) -> Path:
     """Search every problem of `input=` (or the data group); `engines` (one per node writer) replace the
     configured ones (tests)."""
-    m = cfg.mcts
-    check_settings(m)
+    m = cfg.mcts  # its settings were checked at composition (dlcot.schema.MctsConfig, dlcot.mcts.settings)
     if engines is None and cfg.engine.name == "openai" and cfg.engine.get("endpoint") == "chat":
         raise ConfigError("dlcot mcts with engine=openai: set engine.endpoint=completions; a node is written by "
                           "continuing the assistant turn, which a chat endpoint cannot do")

@@ -27,7 +27,6 @@ from dlcot.errors import ConfigError, ModelError, RecordError
 from dlcot.prompts import fill
 from dlcot.records import Reject, Trace, read_records
 
-LENGTH_POLICIES = ("drop", "truncate", "error")
 log = logging.getLogger(__name__)
 
 
@@ -43,9 +42,6 @@ class SFTData:
         from datasets import Dataset
 
         return Dataset.from_dict({"messages": self.messages})
-
-
-THOUGHTS = ("auto", "enhanced", "raw")
 
 
 def thought_text(trace: Trace, train: DictConfig) -> str | Reject:
@@ -124,19 +120,10 @@ def check_turn_end(ids: list[int], mask: list[int], tokenizer, example_id: str) 
                          "put the end-of-turn token inside {% generation %} or set student.eos_token")
 
 
-TARGETS = ("think", "as_is")
-
-
 def data_path(train: DictConfig, kinds: str, *, required: bool = True) -> Path:
-    """`train.data`, after the option checks both stages share."""
+    """`train.data` (the options' values were checked at composition, `dlcot.schema.TrainConfig`)."""
     if not train.data and required:
         raise ConfigError(f"train.data is not set: pass train.data=PATH ({kinds})")
-    if train.target not in TARGETS:
-        raise ConfigError(f"train.target={train.target!r}: use one of {', '.join(TARGETS)}")
-    if train.missing_response not in ("reject", "boxed_gold"):
-        raise ConfigError(f"train.missing_response={train.missing_response!r}: use reject or boxed_gold")
-    if train.length_policy not in LENGTH_POLICIES:
-        raise ConfigError(f"train.length_policy={train.length_policy!r}: use one of {', '.join(LENGTH_POLICIES)}")
     return Path(train.data or ".")
 
 
@@ -178,8 +165,6 @@ def build_sft_data(cfg: DictConfig, tokenizer) -> SFTData:
         train.data = str(traces_file(cfg))
     released = cfg.data.source == "llamafactory" and not train.data  # key factors: a dataset_info.json entry
     path = data_path(train, "traces.jsonl, enhanced.jsonl or sft.jsonl; or data=kf_*", required=not released)
-    if train.thought not in THOUGHTS:
-        raise ConfigError(f"train.thought={train.thought!r}: use one of {', '.join(THOUGHTS)}")
     messages, ids, rejects = [], [], []
     counts: Counter[str] = Counter()
     n_input, source = 0, {}

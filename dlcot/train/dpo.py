@@ -35,21 +35,7 @@ def dpo_config(cfg: DictConfig, out_dir: Path):
     """TRL `DPOConfig` from our `train` group: the only place dlcot's settings become TRL's."""
     from trl import DPOConfig
 
-    t = cfg.train
-    if t.beta <= 0:
-        raise ConfigError(f"train.beta={t.beta}: DPO's KL weight must be > 0")
-    if not 0 <= t.label_smoothing < 0.5:
-        raise ConfigError(f"train.label_smoothing={t.label_smoothing}: the assumed rate of flipped preferences "
-                          "(conservative DPO) lies in [0, 0.5)")
-    if t.sft_alpha < 0:
-        raise ConfigError(f"train.sft_alpha={t.sft_alpha}: the SFT term's weight must be >= 0")
-    if t.packing:
-        raise ConfigError("train.packing is for SFT; DPO pairs are padded")
-    if t.padding_free:
-        # TRL 1.16's DPOTrainer turns padding_free off with a warning (disabled after a refactor): refuse it
-        # here rather than report a padding-free run that was padded
-        raise ConfigError("train.padding_free=true: TRL's DPOTrainer (1.16) does not support padding-free "
-                          "batches yet and would silently pad; set train.padding_free=false for DPO")
+    t = cfg.train  # beta, label_smoothing, packing, padding_free: checked at composition (TrainConfig.validate)
     losses, weights = ["sigmoid"], [1.0]
     if t.label_smoothing:
         losses, weights = ["sigmoid", "robust"], cdpo_weights(float(t.label_smoothing))
@@ -58,7 +44,7 @@ def dpo_config(cfg: DictConfig, out_dir: Path):
         weights.append(float(t.sft_alpha))
     kwargs = common_args(cfg, out_dir)
     kwargs.update(beta=t.beta, label_smoothing=t.label_smoothing, loss_type=losses, loss_weights=weights)
-    kwargs.update(to_dict(t.extra))
+    kwargs.update(to_dict(t.trl))
     return DPOConfig(**kwargs)
 
 

@@ -50,8 +50,6 @@ def common_args(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     t = cfg.train
     use_cpu = bool(t.use_cpu) or not torch.cuda.is_available()
     checkpointing = bool(t.gradient_checkpointing) and not use_cpu
-    if not 0 <= t.warmup_ratio < 1:
-        raise ConfigError(f"train.warmup_ratio={t.warmup_ratio}: a fraction of the training steps in [0, 1)")
     if t.bf16 and use_cpu:
         log.info("train.bf16 ignored on CPU (fp32 training)")
     return dict(

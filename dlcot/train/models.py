@@ -27,8 +27,6 @@ from dlcot.errors import ConfigError, ModelError
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 TINY_PREFIX = "tiny:"
-_DTYPES = {"auto": "auto", "bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16",
-           "float32": "float32", "fp32": "float32"}
 
 log = logging.getLogger(__name__)
 
@@ -182,9 +180,7 @@ def load_model(student: DictConfig, train: DictConfig, path: str, tokenizer):
     import torch
     from transformers import AutoModelForCausalLM
 
-    dtype = _DTYPES.get(str(student.dtype))
-    if dtype is None:
-        raise ConfigError(f"student.dtype={student.dtype!r}: use one of {sorted(_DTYPES)}")
+    dtype = str(student.dtype)  # one of dlcot.schema.Dtype (checked at composition)
     on_gpu = not train.use_cpu and torch.cuda.is_available()
     if not on_gpu and dtype == "auto":
         dtype = "float32"  # CPU kernels: fp32 is the fast and exact choice
@@ -238,7 +234,7 @@ def merge_adapter(run_dir: Path, student: DictConfig, base_path: str, tokenizer)
     for name in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
         if (run_dir / name).exists():
             os.replace(run_dir / name, adapter / name)
-    dtype = _DTYPES.get(str(student.dtype), "auto")
+    dtype = str(student.dtype)
     base = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype, revision=student.get("revision"))
     if len(tokenizer) > base.get_input_embeddings().num_embeddings:
         base.resize_token_embeddings(len(tokenizer))

@@ -21,7 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from dlcot.errors import ConfigError, ModelError
+from dlcot.errors import ModelError
 from dlcot.records import Pair, Reject, read_records
 from dlcot.train.data import (
     account,
@@ -95,9 +95,6 @@ def build_pair_data(cfg: DictConfig, tokenizer) -> PairData:
     """Read `cfg.train.data` (pairs JSONL), build DPO rows, apply the length policy; errors before training."""
     train, student = cfg.train, cfg.student
     path = data_path(train, "pairs.jsonl: id, problem, chosen, rejected, chosen_response, rejected_response")
-    if train.missing_response == "boxed_gold":
-        raise ConfigError("train.missing_response=boxed_gold is for SFT: a DPO pair would get the gold answer after "
-                          "its rejected thought; give chosen_response and rejected_response")
     rows, ids, rejects = [], [], []
     counts: Counter[str] = Counter()
     n_input = 0

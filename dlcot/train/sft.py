@@ -30,12 +30,10 @@ def sft_config(cfg: DictConfig, out_dir: Path):
         log.warning("train.padding_free on CPU: without varlen flash-attention kernels a flattened batch costs "
                     "(batch tokens)^2 in attention; keep per_device_batch_size small or use packing with 1 row")
     if t.padding_free and not t.packing:
-        # TRL does not enforce max_length without packing when padding-free; our length policy must have done it.
-        if t.length_policy == "truncate":
-            raise ConfigError("train.padding_free without train.packing does not truncate: use "
-                              "train.length_policy=drop|error, or train.packing=true")
+        # TRL does not enforce max_length without packing when padding-free; our length policy must have done it
+        # (length_policy=truncate is refused at composition, TrainConfig.validate).
         kwargs["max_length"] = None
-    kwargs.update(to_dict(t.extra))
+    kwargs.update(to_dict(t.trl))
     return SFTConfig(**kwargs)
 
 

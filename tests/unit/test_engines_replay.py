@@ -56,7 +56,7 @@ def test_scripted_rules_from_config():
 
 
 @pytest.mark.parametrize("override,match", [("engine=vllm", "needs model=PATH"), ("engine=hf", "needs model=PATH"),
-                                            ("engine.name=nope", "not a known engine")])
+                                            ("engine.name=nope", "engine.name: 'nope' is not one of hf, vllm")])
 def test_make_engine_errors(override, match):
     with pytest.raises(ConfigError, match=match):
         make_engine(compose("eval", [override]).engine)

@@ -200,11 +200,12 @@ def test_parsers_reject_what_does_not_fit():
 def test_a_judge_config_without_its_model_fails_naming_the_key(checker):
     from dataclasses import asdict
 
+    from dlcot.config import compose
     from dlcot.enhance.llm import make_backend
     from dlcot.errors import ConfigError
     from dlcot.schema import JudgeConfig
 
     with pytest.raises(ConfigError, match="enhance.judge.model"):
         make_backend("llm", asdict(JudgeConfig()), OfflineBackend(checker))
-    with pytest.raises(ConfigError, match="offline, llm or hybrid"):
-        make_backend("gpt", asdict(JudgeConfig()), OfflineBackend(checker))
+    with pytest.raises(ConfigError, match="enhance.backend: 'gpt' is not one of offline, llm, hybrid"):
+        compose("enhance", ["enhance.backend=gpt"])  # checked once, at composition

@@ -15,8 +15,11 @@ segmenter; test_enhance_segment.py checks that the segmenter finds this same str
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from dlcot.config import compose
 from dlcot.enhance.simplify import Decision, Policy, decide, rebuild, splice
 from dlcot.errors import ConfigError
 from dlcot.records import Segment
@@ -61,14 +64,19 @@ def run(policy: Policy, error_spans=()):
     return out, decisions
 
 
+def policy(name: str, after_trunk: str, dedup: str, dedup_k: int, drop_incorrect: bool, **more) -> Policy:
+    return Policy(name=name, after_trunk=after_trunk, dedup=dedup, dedup_k=dedup_k,
+                  drop_incorrect_offtrunk=drop_incorrect, **more)
+
+
 POLICIES = {
-    "none": Policy("none", "keep", "none", 1, False),
-    "keep_first_correct": Policy("keep_first_correct", "drop", "none", 1, False),
-    "dedup_all": Policy("dedup_all", "keep", "all", 1, False),
-    "dedup_last_k": Policy("dedup_last_k", "keep", "last_k", 1, False),
-    "dedup_last_2": Policy("dedup_last_k", "keep", "last_k", 2, False),
-    "keep_first_correct_dedup_all": Policy("keep_first_correct_dedup_all", "drop", "all", 1, False),
-    "dlcot": Policy("dlcot", "keep", "all", 1, True),
+    "none": policy("none", "keep", "none", 1, False),
+    "keep_first_correct": policy("keep_first_correct", "drop", "none", 1, False),
+    "dedup_all": policy("dedup_all", "keep", "all", 1, False),
+    "dedup_last_k": policy("dedup_last_k", "keep", "last_k", 1, False),
+    "dedup_last_2": policy("dedup_last_k", "keep", "last_k", 2, False),
+    "keep_first_correct_dedup_all": policy("keep_first_correct_dedup_all", "drop", "all", 1, False),
+    "dlcot": policy("dlcot", "keep", "all", 1, True),
 }
 EXPECTED = {
     "none": TEXT,
@@ -116,7 +124,7 @@ def test_connective_repair_logs_what_it_removed_and_can_be_switched_off():
     out, _ = run(POLICIES["dedup_all"])
     assert out.lineage["repairs"] == [{"at": len(R + U + A1 + V1 + A2), "source_offset": SEGS[7].start,
                                        "removed": "But wait, ", "capitalised": True}]
-    raw, _ = run(Policy("dedup_all", "keep", "all", 1, False, repair_connectives=False))
+    raw, _ = run(policy("dedup_all", "keep", "all", 1, False, repair_connectives=False))
     assert V3 in raw.text
 
 
@@ -125,7 +133,7 @@ def test_cut_error_spans_removes_marked_ranges_only_when_asked():
     span = (start, start + len(", then 5 * 4 = 20"))
     off, _ = run(POLICIES["none"], [span])
     assert off.text == TEXT
-    on, _ = run(Policy("none", "keep", "none", 1, False, cut_error_spans=True), [span])
+    on, _ = run(policy("none", "keep", "none", 1, False, cut_error_spans=True), [span])
     assert on.text == TEXT[:span[0]] + TEXT[span[1]:]
     assert on.lineage["error_spans_cut"] == [list(span)]
 
@@ -137,15 +145,19 @@ def test_no_correct_approach_means_no_trunk_cut():
     assert all(d.kept for d in decisions)
 
 
-@pytest.mark.parametrize("bad", [{"after_trunk": "sometimes"}, {"dedup": "most"}, {"dedup": "last_k", "dedup_k": 0}])
-def test_invalid_policy_values_fail_clearly(bad):
-    with pytest.raises(ConfigError):
-        Policy(**bad)
+@pytest.mark.parametrize("bad,message", [
+    ("enhance.after_trunk=sometimes", "enhance.after_trunk: 'sometimes' is not one of keep, drop"),
+    ("enhance.dedup=most", "enhance.dedup: 'most' is not one of none, all, last_k"),
+    ("enhance.dedup_k=0", "enhance.dedup_k=0: must be >= 1 with enhance.dedup=last_k"),
+])
+def test_invalid_policy_values_fail_at_composition(bad, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        compose("enhance", ["enhance=dedup_last_k", bad])
 
 
-def test_policy_from_config_orders_connectives_longest_first():
-    p = Policy.from_config({"name": "x", "connectives": ["Wait,", "But wait,"], "workers": 2, "backend": "offline"})
-    assert p.connectives == ("But wait,", "Wait,")
+def test_the_longest_connective_is_removed_whatever_the_configured_order():
+    out, _ = run(policy("dedup_all", "keep", "all", 1, False, connectives=["But", "But wait,"]))
+    assert [r["removed"] for r in out.lineage["repairs"]] == ["But wait, "]
 
 
 @pytest.mark.parametrize("after, expected", [
@@ -177,7 +189,7 @@ def test_the_final_statement_is_protected_even_when_segmented_as_a_redundant_che
 def test_offtrunk_needs_error_deletes_only_wrong_approaches_with_errors():
     segs = [*SEGS[:8], Segment("approach", SEGS[8].start, SEGS[8].end, 4, "20", "incorrect"), *SEGS[9:]]
     clusters = [None, None, 0, 1, 2, 3, 4, 5, 6, 7, None]  # nothing redundant
-    sode = Policy("keep_one_global_delete_all", "keep", "all", 1, True, cut_error_spans=True,
+    sode = policy("keep_one_global_delete_all", "keep", "all", 1, True, cut_error_spans=True,
                   offtrunk_needs_error=True)
     err = (SEGS[8].start + 3, SEGS[8].start + 10)  # inside A4 only
     d = decide(segs, clusters, sode, error_spans=[err])

@@ -53,9 +53,9 @@ def test_strict_grading_and_truncated_wrong(tmp_path):
 
 
 def test_bad_grading_values_name_the_key(tmp_path):
-    with pytest.raises(ConfigError, match="eval.grading='lenient'"):
+    with pytest.raises(ConfigError, match="eval.grading: 'lenient' is not one of convention, strict"):
         run(tmp_path, "eval.grading=lenient")
-    with pytest.raises(ConfigError, match="eval.truncated"):
+    with pytest.raises(ConfigError, match="eval.truncated: 'drop' is not one of grade, wrong"):
         run(tmp_path, "eval.truncated=drop")
 
 

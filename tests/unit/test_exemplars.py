@@ -29,7 +29,7 @@ def test_the_exemplar_is_a_released_row_of_the_level_and_never_the_problem(tmp_p
     assert prompt.index(rows[0]["output"]) < prompt.index("What is 1 + 1?") and prompt.endswith("Answer:")
     assert not uses_exemplar(_cot(info, "cot.granularity=2", "cot.guide=instruction"))
     assert not uses_exemplar(_cot(info))  # no level: the teacher's own CoT
-    with pytest.raises(ConfigError, match="cot.guide='shown'"):
+    with pytest.raises(ConfigError, match="cot.guide: 'shown' is not one of exemplar, instruction"):
         uses_exemplar(_cot(info, "cot.granularity=2", "cot.guide=shown"))
 
 

@@ -46,7 +46,7 @@ def test_think_target_still_wraps_and_unknown_target_is_a_config_error(tmp_path)
     assert conversation(trace, cfg.train, cfg.student)[-1]["content"] == "<think>\nr\n</think>\n\nThe answer is 7"
     as_is = _cfg("train.target=as_is")
     assert conversation(trace, as_is.train, as_is.student)[-1]["content"] == "r\n\nThe answer is 7"
-    with pytest.raises(ConfigError, match="train.target='plain'"):
+    with pytest.raises(ConfigError, match="train.target: 'plain' is not one of think, as_is"):
         build_sft_data(_cfg("train.target=plain", f"train.data={tmp_path / 'x.jsonl'}"), None)
 
 

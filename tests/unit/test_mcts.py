@@ -257,8 +257,8 @@ def test_mcts_command_accounts_for_every_problem_and_resumes_with_cumulative_sta
     ("mcts.transfer.double_check.answer=0", "no path reaches an answer"),
     ("mcts.stop.enough=9", "mcts.stop.enough=9 > mcts.stop.solved=8"),
     ("mcts.stop.enough_after=200", "mcts.stop.enough_after=200 > mcts.stop.give_up_after=128"),
-    ("mcts.reward=every", "mcts.reward='every'"),
-    ("mcts.pairs.prefix=mid", "mcts.pairs.prefix='mid'"),
+    ("mcts.reward=every", "mcts.reward: 'every' is not one of answer_nodes, probe_every_node"),
+    ("mcts.pairs.prefix=mid", "mcts.pairs.prefix: 'mid' is not one of min, max"),
     ("mcts.length_quantile=2", "0 \\(shortest correct path\\)"),
 ])
 def test_bad_mcts_settings_fail_at_composition_naming_the_key(tmp_path, override, message):

@@ -183,7 +183,6 @@ def test_recipe_stages_compose_with_their_overrides(name, tmp_path, monkeypatch)
     """What `dlcot run recipe=NAME` composes for each stage, checked on the code each command starts with."""
     from dlcot.chain import stage_overrides
     from dlcot.eval.benchmarks import format_prompt
-    from dlcot.mcts.commands import check_settings
     from dlcot.records import Problem
 
     monkeypatch.setenv("DLCOT_SHARED_DATA", str(tmp_path / "shared"))
@@ -198,8 +197,7 @@ def test_recipe_stages_compose_with_their_overrides(name, tmp_path, monkeypatch)
             _build_train(sub, out)
         elif stage.command == "generate" and sub.teacher.model:
             assert "What" in fill(sub.teacher.prompt_template, "teacher.prompt_template", problem="What?")
-        elif stage.command == "mcts":
-            check_settings(sub.mcts)
+        elif stage.command == "mcts":  # compose checked the mcts settings (schema, dlcot.mcts.settings)
             assert "What?" in sub.mcts.base_prompt.replace("{problem}", "What?")
         elif stage.command == "eval":
             assert "Q?" in format_prompt(sub.eval.benchmark.prompt_template, Problem("1", "Q?", "1"))
