@@ -3,13 +3,16 @@
 
 Regenerate with `make docs` (`python -m tests.config_reference > docs/config-reference.md`). Each dataclass of
 the schema becomes one table (key, type, default, the comment written beside the field); the top-level keys of
-`RootConfig` say which section each group is.
+`RootConfig` say which section each group is. A choice's type cell lists its options (the members of its
+`Choice` enum) and a bounded number its minimum (the section's `MINIMUMS`).
 """
 from __future__ import annotations
 
 import ast
 import re
 from pathlib import Path
+
+from dlcot import schema
 
 SCHEMA = Path(__file__).resolve().parents[1] / "dlcot" / "schema.py"
 _COMMENT = re.compile(r"#\s?(.*)$")
@@ -42,7 +45,19 @@ def _default(node: ast.AnnAssign) -> str:
             if kw.arg == "default":
                 return ast.unparse(kw.value)
     text = ast.unparse(value)
+    if "." in text and isinstance(getattr(schema, text.split(".")[0], None), type):  # a Choice member: its value
+        return repr(str(getattr(getattr(schema, text.split(".")[0]), text.split(".")[1])))
     return "(required)" if text == "MISSING" else text
+
+
+def _type(annotation: str) -> str:
+    """The annotation with each Choice enum spelt out as its options: `Dedup` → `none | all | last_k`."""
+    def options(m: re.Match) -> str:
+        obj = getattr(schema, m.group(0), None)
+        if isinstance(obj, type) and issubclass(obj, schema.Choice):
+            return " | ".join(obj.options())
+        return m.group(0)
+    return re.sub(r"\b[A-Z]\w*\b", options, annotation)
 
 
 def render() -> str:
@@ -51,9 +66,11 @@ def render() -> str:
     out = ["# Config reference", "",
            "Generated from `dlcot/schema.py` by `make docs` (`python -m tests.config_reference`); "
            "`tests/unit/test_docs.py` fails when this file is stale. Every key can be set on the command line "
-           "(`dlcot <command> section.key=value`) or in a recipe; a wrong key or type fails at composition.", ""]
+           "(`dlcot <command> section.key=value`) or in a recipe; a wrong key, a wrong type, a value outside a "
+           "choice's options or below its minimum fails at composition, naming the key.", ""]
     for cls in (n for n in ast.parse(source).body if isinstance(n, ast.ClassDef)):
-        fields = [n for n in cls.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)]
+        fields = [n for n in cls.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
+                  and not ast.unparse(n.annotation).startswith("ClassVar")]
         if not fields:
             continue
         doc = ast.get_docstring(cls) or ""
@@ -61,9 +78,12 @@ def render() -> str:
         if doc:
             out += [" ".join(doc.split()), ""]
         out += ["| key | type | default | meaning |", "|---|---|---|---|"]
+        minimums = getattr(getattr(schema, cls.name), "MINIMUMS", {})
         for f in fields:
-            out.append(f"| `{f.target.id}` | `{_cell(ast.unparse(f.annotation))}` | `{_cell(_default(f))}` | "
-                       f"{_cell(_comment(lines, f))} |")
+            kind = _type(ast.unparse(f.annotation))
+            if f.target.id in minimums:
+                kind += f", >= {minimums[f.target.id]}"
+            out.append(f"| `{f.target.id}` | `{_cell(kind)}` | `{_cell(_default(f))}` | {_cell(_comment(lines, f))} |")
         out.append("")
     return "\n".join(out)
 
