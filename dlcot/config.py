@@ -41,7 +41,7 @@ VOLATILE_KEYS = ("command", "output", "runs_dir", "wandb", "overrides", "stages"
 # --------------------------------------------------------------------------------------------- compose
 @functools.cache
 def _dict_fields(node: type | None = None, prefix: str = "") -> frozenset[str]:
-    """Dotted paths of the schema's free-form dict fields (data.fields, engine.rules, train.extra, ...)."""
+    """Dotted paths of the schema's free-form dict fields (data.fields, engine.rules, train.trl, ...)."""
     out: set[str] = set()
     for f in dataclasses.fields(node or RootConfig):
         hint = typing.get_type_hints(node or RootConfig)[f.name]
@@ -210,7 +210,7 @@ def prepare_run_dir(cfg: DictConfig) -> Path:
 
 
 def to_dict(node: DictConfig | Any) -> dict:
-    """A plain dict of a config node (for dataclass construction and JSON metadata)."""
-    out = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    """A plain dict of a config node (for dataclass construction and JSON metadata); choices as plain strings."""
+    out = OmegaConf.to_container(node, resolve=True, enum_to_str=True) if isinstance(node, DictConfig) else dict(node)
     assert isinstance(out, dict)
     return out

@@ -28,6 +28,9 @@ class Choice(str, Enum):
     def __str__(self) -> str:
         return str(self.value)
 
+    def __repr__(self) -> str:
+        return repr(self.value)
+
     def __format__(self, spec: str) -> str:
         return format(str(self.value), spec)
 
@@ -512,7 +515,8 @@ class TrainConfig(Section):
             check(not self.padding_free, f"{key}.padding_free", self.padding_free,
                   "TRL's DPOTrainer (1.16) does not support padding-free batches and would silently pad")
             check(self.missing_response == MissingResponse.reject, f"{key}.missing_response", self.missing_response,
-                  "boxed_gold is for SFT: a DPO pair would get the gold answer after both thoughts")
+                  "boxed_gold is for SFT: a DPO pair would get the gold answer after its rejected thought; give "
+                  "chosen_response and rejected_response")
         # TRL does not enforce max_length without packing when padding-free: our length policy must have done it
         check(not (self.padding_free and not self.packing and self.length_policy == LengthPolicy.truncate),
               f"{key}.length_policy", self.length_policy,

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from dlcot.answers import extract_answer, last_boxed, normalize_gold, split_thought
-from dlcot.errors import ConfigError
 from dlcot.records import Reject, Trace
 
 _SOLUTION = re.compile(r"<\|begin_of_solution\|>(.*?)(?:<\|end_of_solution\|>|$)", re.DOTALL)
@@ -194,9 +193,8 @@ ADAPTERS: dict[str, Adapter] = {"openr1": openr1, "conversations": conversations
 
 def adapt(rows: Iterator[tuple[str, Mapping[str, Any] | Reject]], fmt: str, opts: AdapterOptions
           ) -> Iterator[Trace | Reject]:
-    """Traces and rejects of `(default id, row)` pairs (a row may already be a Reject: bad JSON)."""
-    if fmt not in ADAPTERS:
-        raise ConfigError(f"data.format={fmt!r}: expected one of {', '.join(sorted(ADAPTERS))}")
+    """Traces and rejects of `(default id, row)` pairs (a row may already be a Reject: bad JSON). `fmt` is one
+    of dlcot.schema.DataFormat (checked at composition), each a key here."""
     adapter = ADAPTERS[fmt]
     seen: set[str] = set()
     for default_id, row in rows:

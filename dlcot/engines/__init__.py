@@ -31,12 +31,12 @@ def make_engine(cfg: DictConfig, *, model_path: str | None = None, tokenizer_nam
     if name == "hf":
         from dlcot.engines.hf import HFEngine
 
-        return HFEngine(model_path, batch_size=cfg.batch_size, dtype=cfg.dtype, device=cfg.device)
+        return HFEngine(model_path, batch_size=cfg.batch_size, dtype=str(cfg.dtype), device=cfg.device)
     if name == "vllm":
         from dlcot.engines.vllm import VLLMEngine
 
         tp, max_len = vllm_sizes(cfg, needs)
-        return VLLMEngine(model_path, tensor_parallel_size=tp, dtype=cfg.dtype,
+        return VLLMEngine(model_path, tensor_parallel_size=tp, dtype=str(cfg.dtype),
                           gpu_memory_utilization=cfg.gpu_memory_utilization, max_model_len=max_len, seed=seed)
     if name == "openai":
         from dlcot.engines.openai import OpenAIEngine

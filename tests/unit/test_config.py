@@ -22,8 +22,21 @@ def test_every_group_option_composes(group, option):
     assert cfg[group].name == option.split("/")[-1]  # an option's `name` says which file it came from
 
 
-def test_recipe_in_subfolder_overrides_groups():
-    assert compose("x", ["recipe=dlcot/raw_vs_enhanced"]).recipe == "dlcot/raw_vs_enhanced"
+def test_recipe_in_subfolder_overrides_groups_and_keeps_the_train_option_values():
+    cfg = compose("x", ["recipe=dlcot/raw_vs_enhanced"])
+    assert (cfg.data.name, cfg.student.name, cfg.engine.name, cfg.train.name) == ("skyt1", "llama3_2_3b", "vllm", "sft")
+    sft = OmegaConf.to_container(compose("x", ["train=sft"]).train)
+    recipe = OmegaConf.to_container(cfg.train)
+    assert {k for k in sft if sft[k] != recipe[k]} == {"gradient_accumulation_steps"}  # all else is train=sft's
+
+
+def test_lora_options_are_sft_plus_their_differences():
+    sft, lora, qlora = (OmegaConf.to_container(compose("train", [f"train={t}"]).train)
+                        for t in ("sft", "sft_lora", "sft_qlora"))
+    assert {k for k in sft if sft[k] != lora[k]} == {"name", "learning_rate", "lora"}
+    assert lora["lora"]["enabled"] and (lora["lora"]["r"], lora["lora"]["alpha"]) == (64, 128)
+    assert {k for k in sft if qlora[k] != lora[k]} == {"name", "learning_rate", "lora"}
+    assert qlora["lora"] == {**lora["lora"], "quantize_4bit": True}
 
 
 def test_unknown_recipe_names_known_ones():
@@ -60,5 +73,11 @@ def test_top_level_folders_do_not_shadow_keys(tmp_path, monkeypatch):
     """`runs=DIR` must stay a plain key even when a `runs/` folder exists (Hydra would read it as a group)."""
     from dlcot.config import REPO_ROOT
 
-    (REPO_ROOT / "runs").mkdir(exist_ok=True)
-    assert compose("report", ["runs=runs/x"]).runs == "runs/x"
+    runs = REPO_ROOT / "runs"
+    made = not runs.exists()
+    runs.mkdir(exist_ok=True)
+    try:
+        assert compose("report", ["runs=runs/x"]).runs == "runs/x"
+    finally:
+        if made:  # leave the checkout as it was
+            runs.rmdir()

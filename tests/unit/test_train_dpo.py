@@ -192,7 +192,7 @@ def test_bad_pairs_are_rejected_with_reasons_and_bad_settings_stop_before_traini
                               ("train.label_smoothing=0.5", "lies in \\[0, 0.5\\)"),
                               ("train.packing=true", "packing is for SFT"),
                               ("train.beta=0", "must be > 0"),
-                              ("train.stage=ppo", "use one of sft, dpo")]:
+                              ("train.stage=ppo", "train.stage: 'ppo' is not one of sft, dpo")]:
         with pytest.raises(ConfigError, match=message):
             dlcot.train.run(_cfg(tmp_path, override))
     assert not (tmp_path / "run").exists()
