@@ -20,7 +20,6 @@ import fcntl
 import json
 import logging
 import re
-import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -91,7 +90,7 @@ def _launch(stage: DictConfig, overrides: list[str]) -> None:
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", stage.launch,
            "-m", "dlcot.cli", stage.command, *overrides]
     log.info("launching %s", " ".join(cmd))
-    subprocess.run(cmd, check=True, preexec_fn=procs.exec_dies_with_parent)
+    procs.run_tied(cmd, check=True)  # its whole tree (accelerate, ranks, their workers) ends with this process
 
 
 def _run_stage(stage: DictConfig, out: Path, overrides: list[str], digest: str) -> float:
