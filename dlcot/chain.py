@@ -16,7 +16,6 @@ on a shared filesystem) from running it at once: the second waits, then finds it
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import re
@@ -27,7 +26,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from dlcot import procs
+from dlcot import procs, rundir
 from dlcot.config import SHARED_READS, compose, config_hash, is_rank0, prepare_run_dir, reads_hash
 from dlcot.errors import ConfigError
 from dlcot.records import atomic_write_json
@@ -77,13 +76,8 @@ def _locked(stage: DictConfig, out: Path):
     if not stage.share:
         yield
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_name(out.name + ".lock"), "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with rundir.waiting_lock(out.with_name(out.name + ".lock"), f"shared stage {stage.name} ({out})"):
+        yield
 
 
 def _launch(stage: DictConfig, overrides: list[str]) -> None:

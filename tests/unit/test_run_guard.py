@@ -41,6 +41,43 @@ def test_a_second_process_on_the_same_output_is_refused_with_the_holders_pid(tmp
     assert len((out / "traces.jsonl").read_text().splitlines()) == 3
 
 
+def _holding(path: Path) -> subprocess.Popen:
+    """A process that holds the lock file `path` (as a shared stage's lock) until killed."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from dlcot import rundir; "
+         "cm = rundir.waiting_lock(Path(sys.argv[1]), 'x'); cm.__enter__(); print('locked', flush=True); "
+         "time.sleep(60)", str(path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_shared_stage_lock_waits_for_its_holder_then_times_out_naming_it(tmp_path, caplog):
+    from dlcot import rundir
+
+    caplog.set_level("INFO", logger="dlcot.rundir")
+    path = tmp_path / "shared" / "generate-abc.lock"
+    holder = _holding(path)
+    try:
+        with pytest.raises(ConfigError, match=rf"waited .* for shared stage a \(pid {holder.pid} holds {path}\)"), \
+                rundir.waiting_lock(path, "shared stage a", timeout_s=0.6, report_s=0.2):
+            raise AssertionError("entered while another process holds the lock")
+        assert f"waiting for shared stage a: pid {holder.pid} holds" in caplog.text
+    finally:
+        holder.kill()  # kill -9: the kernel drops the lock
+        holder.wait()
+    with rundir.waiting_lock(path, "shared stage a", timeout_s=5):
+        assert path.read_text().split() == [str(os.getpid())]
+
+
+def test_a_lock_marker_of_another_host_names_the_host(tmp_path):
+    """What filelock's fallback on a filesystem without locks leaves: a marker with pid and host."""
+    from dlcot.rundir import holder
+
+    (tmp_path / "m").write_text("4242\nnode17.cluster\n9876543\n")
+    (tmp_path / "n").write_text("")
+    assert holder(tmp_path / "m") == "pid 4242 on host node17.cluster" and holder(tmp_path / "n") == "pid unknown"
+
+
 # ------------------------------------------------------------------------------------------ config hash
 TRAIN = ["student=tiny_qwen2", "train.data=data.jsonl"]
 
