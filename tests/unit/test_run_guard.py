@@ -78,6 +78,44 @@ def test_a_lock_marker_of_another_host_names_the_host(tmp_path):
     assert holder(tmp_path / "m") == "pid 4242 on host node17.cluster" and holder(tmp_path / "n") == "pid unknown"
 
 
+NO_FLOCK = """
+import errno, sys, time
+import filelock._native._unix as native
+def no_flock(fd):
+    raise OSError(errno.ENOSYS, "no locks on this filesystem")
+native.lock_fd_nonblocking = no_flock  # what flock says on an NFS mount without locks
+from dlcot import rundir
+from dlcot.errors import ConfigError
+try:
+    rundir.lock(sys.argv[1])
+except ConfigError as err:
+    print(err, flush=True)
+    raise SystemExit(1)
+print("locked", flush=True)
+if sys.argv[2] == "hold":
+    time.sleep(60)
+"""
+
+
+def test_without_file_locks_a_marker_names_the_holder_and_a_dead_holders_is_taken_over(tmp_path):
+    def run(mode: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-W", "ignore", "-c", NO_FLOCK, str(tmp_path), mode],
+                              capture_output=True, text=True, timeout=60)
+
+    holder = subprocess.Popen([sys.executable, "-W", "ignore", "-c", NO_FLOCK, str(tmp_path), "hold"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        second = run("once")
+        assert second.returncode == 1
+        assert f"another dlcot process (pid {holder.pid}) is writing here" in second.stdout
+    finally:
+        holder.kill()  # kill -9 leaves the marker file behind
+        holder.wait()
+    assert (tmp_path / ".dlcot.lock").exists()
+    assert run("once").stdout.strip() == "locked"  # the marker of a dead process of this host is taken over
+
+
 # ------------------------------------------------------------------------------------------ config hash
 TRAIN = ["student=tiny_qwen2", "train.data=data.jsonl"]
 
