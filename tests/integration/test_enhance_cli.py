@@ -13,7 +13,7 @@ from dlcot.data.synthetic import synthetic_traces
 from dlcot.enhance import pipeline
 from dlcot.enhance.simplify import rebuild
 from dlcot.errors import ConfigError, RecordError
-from tests.unit.test_enhance_segment import check_contract
+from tests.enhance_fixtures import check_contract
 
 STATS_KEYS = {"n_input", "n_kept", "n_rejected", "tokens_before", "tokens_after", "token_reduction",
               "answer_preserved", "tokenizer", "reject_reasons", "token_share_before", "token_share_after",

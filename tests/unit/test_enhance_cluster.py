@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dlcot.enhance.cluster import bigrams, cluster, jaccard, math_tokens, minhash, minhash_similarity, redundant
-from tests.unit.test_enhance_simplify import CLUSTERS, SEGS, TEXT
+from tests.enhance_fixtures import CLUSTERS, SEGS, TEXT
 
 
 def test_math_tokens_ignore_wording():
