@@ -80,10 +80,16 @@ def exec_dies_with_parent() -> None:
 def run_tied(cmd: Sequence[str], *, check: bool = False, grace_s: float = GRACE_S) -> subprocess.CompletedProcess:
     """`subprocess.run(cmd)` whose whole process tree ends with dlcot (even on kill -9) and with the command."""
     supervisor = [sys.executable, "-m", "dlcot.procs", f"--parent={os.getpid()}", f"--grace={grace_s}", "--", *cmd]
-    done = subprocess.run(supervisor, preexec_fn=exec_dies_with_parent)
-    if check and done.returncode:
-        raise subprocess.CalledProcessError(done.returncode, list(cmd))
-    return subprocess.CompletedProcess(list(cmd), done.returncode)
+    proc = subprocess.Popen(supervisor, preexec_fn=exec_dies_with_parent)
+    try:
+        code = proc.wait()
+    except BaseException:  # Ctrl-C or SIGTERM here: the supervisor ends the tree (subprocess.run would SIGKILL
+        proc.terminate()  # it, orphaning the tree), and this process waits for that before it goes on
+        proc.wait()
+        raise
+    if check and code:
+        raise subprocess.CalledProcessError(code, list(cmd))
+    return subprocess.CompletedProcess(list(cmd), code)
 
 
 def _signal_tree(sig: int) -> None:

@@ -6,7 +6,8 @@ accelerate's one-process launcher has no SIGTERM handler: its training process u
 `dlcot run`. The stand-in tree below has what a real one has: a launcher that only waits (accelerate's
 `simple_launcher`), a rank that handles SIGTERM by ignoring it (a rank busy in a collective), a worker process
 of the rank, and a daemon the rank double-forked into its own session (escaped from its parent and its process
-group). The parent plays `dlcot run`: it is killed with SIGKILL, so none of its own cleanup runs.
+group). The parent plays `dlcot run`: it is killed with SIGKILL, so none of its own cleanup runs, or with SIGTERM,
+which dlcot turns into KeyboardInterrupt (where `subprocess.run` would SIGKILL its child and orphan the tree).
 """
 from __future__ import annotations
 
@@ -89,21 +90,23 @@ def _parent(*args: str, pid_file: Path, names: set[str], timeout_s: float = 60):
                 proc.kill()
 
 
-def _kill_parent_and_wait(parent: subprocess.Popen, pids: list[int], timeout_s: float = 20) -> list[int]:
+def _kill_parent_and_wait(parent: subprocess.Popen, pids: list[int], timeout_s: float = 20,
+                          sig: int = signal.SIGKILL) -> list[int]:
     assert all(_alive(p) for p in pids)
-    parent.kill()  # kill -9: no cleanup of the parent runs
-    parent.wait()
+    parent.send_signal(sig)  # kill -9: no cleanup of the parent runs; SIGTERM: dlcot's own (procs.install)
+    parent.wait(timeout_s)
     deadline = time.monotonic() + timeout_s
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     return [p for p in pids if _alive(p)]
 
 
-def test_every_descendant_of_a_killed_parent_ends(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+def test_every_descendant_of_a_killed_parent_ends(tmp_path, sig):
     pid_file = tmp_path / "pids"
     with _parent(PARENT, str(pid_file), LAUNCHER, RANK, pid_file=pid_file,
                  names={"launcher", "rank", "worker", "daemon"}) as (parent, tree):
-        assert _kill_parent_and_wait(parent, tree) == []
+        assert _kill_parent_and_wait(parent, tree, sig=sig) == []
 
 
 def test_a_command_that_ends_leaves_nothing_running(tmp_path):
