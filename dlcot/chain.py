@@ -16,11 +16,9 @@ on a shared filesystem) from running it at once: the second waits, then finds it
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import re
-import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -28,7 +26,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from dlcot import procs
+from dlcot import procs, rundir
 from dlcot.config import SHARED_READS, compose, config_hash, is_rank0, prepare_run_dir, reads_hash
 from dlcot.errors import ConfigError
 from dlcot.records import atomic_write_json
@@ -78,20 +76,15 @@ def _locked(stage: DictConfig, out: Path):
     if not stage.share:
         yield
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_name(out.name + ".lock"), "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with rundir.waiting_lock(out.with_name(out.name + ".lock"), f"shared stage {stage.name} ({out})"):
+        yield
 
 
 def _launch(stage: DictConfig, overrides: list[str]) -> None:
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", stage.launch,
            "-m", "dlcot.cli", stage.command, *overrides]
     log.info("launching %s", " ".join(cmd))
-    subprocess.run(cmd, check=True, preexec_fn=procs.exec_dies_with_parent)
+    procs.run_tied(cmd, check=True)  # its whole tree (accelerate, ranks, their workers) ends with this process
 
 
 def _run_stage(stage: DictConfig, out: Path, overrides: list[str], digest: str) -> float:

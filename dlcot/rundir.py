@@ -11,22 +11,33 @@ only when the first file is written wastes all the work before it. So, before an
   kernel drops a dead process's lock, so a kill -9 never leaves a stale lock), records the holder's pid there for
   the error a second process gets, and checks the hash recorded in `<dir>/.dlcot-run.json`: a directory holding
   resumable state (partial outputs, checkpoints) of another config is refused, never resumed.
+
+Locks are `filelock.FileLock`s (flock where the filesystem has it). On a filesystem without locks (some NFS
+mounts) filelock falls back to a marker file naming the holder's pid and host, which it removes on release and
+breaks when the holder is a dead process of this host; one left by a process killed on another host stays until
+removed by hand, and the error names it (README "What happens when").
 """
 from __future__ import annotations
 
-import errno
-import fcntl
+import contextlib
 import json
+import logging
 import os
-from collections.abc import Sequence
+import socket
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from dlcot.errors import ConfigError
 
 LOCK_NAME = ".dlcot.lock"
 RECORD_NAME = ".dlcot-run.json"
+SHARED_WAIT_S = 48 * 3600.0  # how long a sweep job waits for another job's shared stage before giving up
+log = logging.getLogger(__name__)
 
-_held: dict[Path, int] = {}  # lock file (resolved) -> open fd, for the locks this process holds
+_held: dict[Path, FileLock] = {}  # lock file (resolved) -> the lock, for the locks this process holds
 
 
 def check_output(path: str | Path, *, kind: str = "dir", key: str = "output") -> Path:
@@ -51,35 +62,82 @@ def check_output(path: str | Path, *, kind: str = "dir", key: str = "output") ->
     return path
 
 
-def lock(directory: str | Path, name: str = LOCK_NAME) -> Path:
-    """Hold an exclusive lock on `directory` for this process (re-entrant); raise if another process holds it."""
+def holder(path: Path) -> str:
+    """Who holds the lock file `path`: "pid N", with its host when that is another one (a lock marker on a
+    filesystem without locks records both: filelock's soft lock writes "pid\\nhost\\n...")."""
+    try:
+        words = path.read_text(errors="replace").split()
+    except OSError:
+        words = []
+    if not words or not words[0].isdigit():
+        return "pid unknown"
+    host = words[1] if len(words) > 1 else socket.gethostname()
+    return f"pid {words[0]}" + ("" if host == socket.gethostname() else f" on host {host}")
+
+
+def _acquire(path: Path, timeout_s: float) -> FileLock:
+    """A held FileLock on `path`; its pid recorded in the file (a soft-lock marker records it itself)."""
+    flock = FileLock(path, timeout=timeout_s, thread_local=False)
+    flock.acquire()
+    with contextlib.suppress(OSError):
+        if path.read_text().split()[:1] != [str(os.getpid())]:
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+            try:
+                os.write(fd, f"{os.getpid()}\n".encode())
+            finally:
+                os.close(fd)
+    return flock
+
+
+def lock(directory: str | Path, name: str = LOCK_NAME, *, timeout_s: float = 0) -> Path:
+    """Hold an exclusive lock on `directory` for this process (re-entrant); raise if another process holds it
+    (after waiting `timeout_s`)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = (directory / name).resolve()
     if path in _held:
         return path
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _held[path] = _acquire(path, timeout_s)
+    except Timeout:
+        raise ConfigError(f"another dlcot process ({holder(path)}) is writing here: {directory}; wait for it to "
+                          f"finish or pick another output= (if no such process runs, remove {path})") from None
     except OSError as err:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-            raise ConfigError(f"{directory}: cannot lock {path} ({err.strerror})") from err
-        raise ConfigError(f"another dlcot process (pid {holder}) is writing here: {directory}; wait for it to "
-                          "finish or pick another output=") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    _held[path] = fd
+        raise ConfigError(f"{directory}: cannot lock {path} ({err.strerror or err})") from err
     return path
 
 
 def release(paths: Sequence[Path] | None = None) -> None:
     """Release the given locks (all this process holds when None)."""
     for path in list(_held if paths is None else paths):
-        fd = _held.pop(path, None)
-        if fd is not None:
-            os.close(fd)  # closing the only descriptor drops the flock
+        flock = _held.pop(path, None)
+        if flock is not None:
+            flock.release(force=True)
+
+
+@contextlib.contextmanager
+def waiting_lock(path: Path, what: str, *, timeout_s: float = SHARED_WAIT_S, report_s: float = 600.0
+                 ) -> Iterator[None]:
+    """Hold `path` while the body runs, waiting for another process that holds it (a sweep job running the
+    same shared stage) for up to `timeout_s`, with a log line every `report_s`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline, wait = time.monotonic() + timeout_s, 0.0  # the first try does not wait: the log says who holds it
+    while True:
+        try:
+            flock = _acquire(path, max(0.0, min(wait, deadline - time.monotonic())))
+            break
+        except Timeout:
+            if time.monotonic() >= deadline:
+                raise ConfigError(f"waited {timeout_s / 3600:.3g} h for {what} ({holder(path)} holds {path}); "
+                                  f"if that process is gone, remove {path} and rerun") from None
+            log.info("waiting for %s: %s holds %s", what, holder(path), path)
+            wait = report_s
+        except OSError as err:
+            raise ConfigError(f"cannot lock {path} for {what} ({err.strerror or err})") from err
+    try:
+        yield
+    finally:
+        flock.release(force=True)
 
 
 def held() -> list[Path]:

@@ -18,7 +18,6 @@ import itertools
 import json
 import logging
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -110,7 +109,7 @@ def run(overrides: Sequence[str]) -> Path | None:
         log.info("job %d of 0..%d, %s: %s", jobs.index(job), len(jobs) - 1, job.name, " ".join(cmd[3:]))
         _record(root, base, jobs, job, status="running")
         t0 = time.perf_counter()
-        job.returncode = subprocess.run(cmd, preexec_fn=procs.exec_dies_with_parent).returncode
+        job.returncode = procs.run_tied(cmd).returncode
         job.seconds = round(time.perf_counter() - t0, 2)
         _record(root, base, jobs, job, status="ok" if job.returncode == 0 else "failed")
     unfinished = [j.name for j in jobs if j.status in ("pending", "running")]

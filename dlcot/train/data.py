@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 
 from dlcot.errors import ConfigError, ModelError, RecordError
 from dlcot.prompts import fill
-from dlcot.records import Reject, Trace, read_records
+from dlcot.records import Counted, Reject, Trace, check_accounting, read_records
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +141,13 @@ def over_length(n_tokens: int, prompt_tokens: int, train: DictConfig, path: Path
     return True
 
 
-def account(path: Path, what: str, n_input: int, n_kept: int, rejects: list[Reject], train: DictConfig
+def account(path: Path, what: str, records: Counted, n_kept: int, rejects: list[Reject], train: DictConfig
             ) -> dict[str, Any]:
-    """The counts every stage's data reports (n_input = n_kept + n_rejected, rejects by reason); a RecordError,
-    before any training, when nothing is left."""
+    """The counts every stage's data reports: `n_input` is what the shared input counter (`records.Counted`) saw
+    read, checked like every other stage's against n_kept + n_rejected (`records.check_accounting`), rejects by
+    reason; a RecordError, before any training, when nothing is left or a record was lost."""
+    n_input = records.n
+    check_accounting(path, n_input, n_kept, len(rejects))
     reasons = Counter(r.reason for r in rejects)
     if not n_kept:
         detail = "; ".join(f"{r.id}: {r.reason} ({r.detail})" for r in rejects[:3])
@@ -167,7 +170,7 @@ def build_sft_data(cfg: DictConfig, tokenizer) -> SFTData:
     path = data_path(train, "traces.jsonl, enhanced.jsonl or sft.jsonl; or data=kf_*", required=not released)
     messages, ids, rejects = [], [], []
     counts: Counter[str] = Counter()
-    n_input, source = 0, {}
+    source = {}
     if released or path.suffix == ".json":  # a JSON array (LLaMA-Factory format): gold from `The answer is N`
         from dlcot.data.llamafactory import Entry, read_traces, training_traces
 
@@ -177,8 +180,8 @@ def build_sft_data(cfg: DictConfig, tokenizer) -> SFTData:
         records = itertools.islice(records, train.limit)
     else:
         records = read_records(path, Trace, mapping=dict(train.fields), limit=train.limit, fields_key="train.fields")
+    records = Counted(records)
     for rec in records:
-        n_input += 1
         conv = rec if isinstance(rec, Reject) else conversation(rec, train, student)
         if isinstance(conv, Reject):
             rejects.append(conv)
@@ -201,7 +204,7 @@ def build_sft_data(cfg: DictConfig, tokenizer) -> SFTData:
         counts["answer_mismatch"] += rec.extra.get("answer_mismatch") is True  # released rows: teacher != gold
         counts["tokens"] += n_tokens
         counts["assistant_tokens"] += n_assistant
-    stats = {**account(path, "SFT examples", n_input, len(messages), rejects, train),
+    stats = {**account(path, "SFT examples", records, len(messages), rejects, train),
              "truncated": counts["truncated"],
              "tokens_truncated": counts["tokens_truncated"], "dataset_tokens": counts["tokens"],
              "dataset_assistant_tokens": counts["assistant_tokens"], "thought": train.thought,

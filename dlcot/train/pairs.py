@@ -22,7 +22,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from dlcot.errors import ModelError
-from dlcot.records import Pair, Reject, read_records
+from dlcot.records import Counted, Pair, Reject, read_records
 from dlcot.train.data import (
     account,
     assistant_content,
@@ -97,9 +97,9 @@ def build_pair_data(cfg: DictConfig, tokenizer) -> PairData:
     path = data_path(train, "pairs.jsonl: id, problem, chosen, rejected, chosen_response, rejected_response")
     rows, ids, rejects = [], [], []
     counts: Counter[str] = Counter()
-    n_input = 0
-    for rec in read_records(path, Pair, mapping=dict(train.fields), limit=train.limit, fields_key="train.fields"):
-        n_input += 1
+    records = Counted(read_records(path, Pair, mapping=dict(train.fields), limit=train.limit,
+                                   fields_key="train.fields"))
+    for rec in records:
         made = rec if isinstance(rec, Reject) else pair_row(rec, tokenizer, train, student)
         if isinstance(made, Reject):
             rejects.append(made)
@@ -114,7 +114,7 @@ def build_pair_data(cfg: DictConfig, tokenizer) -> PairData:
         counts["shared_tokens"] += shared_tokens
         rows.append(row)
         ids.append(rec.id)
-    stats = {**account(path, "preference pairs", n_input, len(rows), rejects, train),
+    stats = {**account(path, "preference pairs", records, len(rows), rejects, train),
              "truncated": counts["truncated"], "dataset_tokens": counts["tokens"],
              "prefix_masking": bool(train.prefix_masking), "shared_prefix_tokens": counts["shared_tokens"]}
     return PairData(rows, ids, rejects, stats)

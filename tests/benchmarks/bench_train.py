@@ -61,7 +61,7 @@ def dlcot_train(data: Path, out: Path, runs: Path, *overrides: str) -> tuple[flo
 
     cfg = compose("train", ["student=tiny_qwen2", "train=sft_cpu_tiny", f"train.data={data}", f"output={out}",
                             f"runs_dir={runs}", "train.save_steps=100000", "train.resume=never",
-                            "+train.extra.disable_tqdm=true", *overrides])
+                            "+train.trl.disable_tqdm=true", *overrides])
     stats = json.loads((run(cfg) / "train_stats.json").read_text())
     return stats["tokens_per_second"], stats
 

@@ -3,6 +3,7 @@ resume after a crash (identical output), both cores vs one, bad input, the share
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from dlcot.data.synthetic import synthetic_traces
 from dlcot.enhance import pipeline
 from dlcot.enhance.simplify import rebuild
 from dlcot.errors import ConfigError, RecordError
-from tests.unit.test_enhance_segment import check_contract
+from tests.enhance_fixtures import check_contract
 
 STATS_KEYS = {"n_input", "n_kept", "n_rejected", "tokens_before", "tokens_after", "token_reduction",
               "answer_preserved", "tokenizer", "reject_reasons", "token_share_before", "token_share_after",
@@ -40,12 +41,15 @@ def read(path: Path) -> list[dict]:
 
 
 def test_enhance_synthetic_contract(synth_file, tmp_path, tiny_qwen_dir):
-    out = enhance(synth_file, tmp_path / "run", tiny_qwen_dir)
+    """The synthetic traces plus two unusable lines, so the rejects' contract is always checked."""
+    src_file = write_jsonl(tmp_path / "traces.jsonl", [*synth_file.read_text().splitlines(), "{not json",
+                                                       {"id": "no-reasoning", "problem": "p", "gold_answer": "1"}])
+    out = enhance(src_file, tmp_path / "run", tiny_qwen_dir)
     for name in (*OUTPUTS, "report.md", "lengths.png", "composition.png", "removal.png", "config.yaml"):
         assert (out / name).is_file(), name
     stats = json.loads((out / "stats.json").read_text())
     assert set(stats) >= STATS_KEYS
-    assert stats["n_input"] == 40 == stats["n_kept"] + stats["n_rejected"]
+    assert stats["n_input"] == 42 == stats["n_kept"] + stats["n_rejected"]
     assert stats["answer_preserved"] == 1.0 and stats["n_kept"] >= 30
     assert 0 < stats["token_reduction"] < 1 and stats["tokenizer"] == str(tiny_qwen_dir)
     assert stats["error_spans_marked"] == 0 and "marks no error spans" in stats["error_spans_note"]
@@ -54,7 +58,10 @@ def test_enhance_synthetic_contract(synth_file, tmp_path, tiny_qwen_dir):
         assert {k: row[k] for k in src[row["id"]]} == src[row["id"]]  # every input field is carried over
         assert rebuild(row["reasoning"], row["lineage"]) == row["enhanced"]  # verbatim splice
         assert row["enhanced"].rstrip().endswith("}.")  # ends with the conclusion's boxed answer
-    assert set(read(out / "rejected.jsonl")[0]) >= {"id", "reason", "detail"} if stats["n_rejected"] else True
+    rejects = read(out / "rejected.jsonl")
+    assert len(rejects) == stats["n_rejected"] >= 2 and all(set(r) >= {"id", "reason", "detail"} for r in rejects)
+    assert Counter(r["reason"] for r in rejects) == stats["reject_reasons"]
+    assert {"bad_json", "missing_field"} <= set(stats["reject_reasons"])
 
 
 def test_every_policy_option_runs(synth_file, tmp_path, tiny_qwen_dir):

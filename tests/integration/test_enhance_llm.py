@@ -11,7 +11,7 @@ import pytest
 from dlcot.cli import run_command
 from dlcot.enhance import pipeline
 from dlcot.enhance.simplify import rebuild
-from tests.unit.test_enhance_judge import CLU_OK, LAB_OK, PARTS, SEG_OK, TEXT, Scripted
+from tests.enhance_fixtures import CLU_OK, LAB_OK, PARTS, SEG_OK, TEXT, Scripted
 
 N = 6
 BAD_LABEL = {"approaches": [{"approach": i, "label": "wrong-ish"} for i in range(1, 5)]}

@@ -22,7 +22,19 @@ def test_every_group_option_composes(group, option):
     assert cfg[group].name == option.split("/")[-1]  # an option's `name` says which file it came from
 
 
-def test_recipe_in_subfolder_overrides_groups_and_keeps_the_train_option_values():
+def test_recipe_in_subfolder_overrides_groups():
+    """A recipe under recipes/<folder>/ is found, and the group options of its defaults list are the ones used."""
+    from dlcot.config import RECIPES_DIR
+
+    recipe = OmegaConf.to_container(OmegaConf.load(RECIPES_DIR / "dlcot" / "raw_vs_enhanced.yaml"))
+    chosen = {k.split()[-1].lstrip("/"): v for entry in recipe["defaults"] if isinstance(entry, dict)
+              for k, v in entry.items() if k.startswith("override")}
+    cfg, default = compose("x", ["recipe=dlcot/raw_vs_enhanced"]), compose("x")
+    assert chosen and {g: cfg[g].name for g in chosen} == {g: o.split("/")[-1] for g, o in chosen.items()}
+    assert any(cfg[g].name != default[g].name for g in chosen), "the recipe changes no group: nothing was tested"
+
+
+def test_raw_vs_enhanced_keeps_train_sft_values_but_its_accumulation():
     cfg = compose("x", ["recipe=dlcot/raw_vs_enhanced"])
     assert (cfg.data.name, cfg.student.name, cfg.engine.name, cfg.train.name) == ("skyt1", "llama3_2_3b", "vllm", "sft")
     sft = OmegaConf.to_container(compose("x", ["train=sft"]).train)
@@ -70,14 +82,16 @@ def test_same_config_same_run_dir_and_output_wins(tmp_path):
 
 
 def test_top_level_folders_do_not_shadow_keys(tmp_path, monkeypatch):
-    """`runs=DIR` must stay a plain key even when a `runs/` folder exists (Hydra would read it as a group)."""
-    from dlcot.config import REPO_ROOT
+    """`runs=DIR` must stay a plain key even when a `runs/` folder sits at the checkout's root and in the working
+    directory (Hydra would read it as a group if either were on its search path). A stand-in checkout in
+    tmp_path, so that nothing is written into the repository."""
+    from dlcot import config
 
-    runs = REPO_ROOT / "runs"
-    made = not runs.exists()
-    runs.mkdir(exist_ok=True)
-    try:
-        assert compose("report", ["runs=runs/x"]).runs == "runs/x"
-    finally:
-        if made:  # leave the checkout as it was
-            runs.rmdir()
+    (tmp_path / "conf").symlink_to(config.CONF_DIR)
+    (tmp_path / "recipes").symlink_to(config.RECIPES_DIR)
+    (tmp_path / "runs" / "x").mkdir(parents=True)
+    monkeypatch.setattr(config, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(config, "CONF_DIR", tmp_path / "conf")
+    monkeypatch.setattr(config, "RECIPES_DIR", tmp_path / "recipes")
+    monkeypatch.chdir(tmp_path)
+    assert compose("report", ["runs=runs/x"]).runs == "runs/x"

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dlcot.enhance.cluster import bigrams, cluster, jaccard, math_tokens, minhash, minhash_similarity, redundant
-from tests.unit.test_enhance_simplify import CLUSTERS, SEGS, TEXT
+from tests.enhance_fixtures import CLUSTERS, SEGS, TEXT
 
 
 def test_math_tokens_ignore_wording():
@@ -25,5 +25,26 @@ def test_similarities_are_bounded_and_symmetric():
     a, b = bigrams("2 + 3 = 5, 5 * 4 = 20"), bigrams("(2 + 3) * 4 = 5 * 4 = 20")
     assert 0 < jaccard(a, b) == jaccard(b, a) < 1
     assert jaccard(a, a) == 1.0
-    assert minhash(a) == minhash(a)  # deterministic across calls (no Python hash randomisation)
     assert minhash_similarity(minhash(a), minhash(a)) == 1.0
+
+
+HASHED = """
+import json
+from dlcot.enhance.cluster import bigrams, cluster, minhash
+texts = ["2 + 3 = 5, 5 * 4 = 20", "(2 + 3) * 4 = 5 * 4 = 20", "x^2 - 1 = (x - 1)(x + 1)", "so 5 * 4 = 20 again"]
+print(json.dumps({"minhash": [list(minhash(bigrams(t))) for t in texts], "clusters": cluster(texts, 0.25)}))
+"""
+
+
+def test_signatures_and_clusters_do_not_depend_on_the_hash_seed():
+    """Python salts str hashes per process (PYTHONHASHSEED): one process cannot see a dependence on them."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    runs = [json.loads(subprocess.run([sys.executable, "-c", HASHED], capture_output=True, text=True, check=True,
+                                      env={**os.environ, "PYTHONHASHSEED": seed}).stdout)
+            for seed in ("0", "1", "12345")]
+    assert runs[0]["minhash"][0] != runs[0]["minhash"][2]  # the signatures tell texts apart
+    assert runs[0] == runs[1] == runs[2]

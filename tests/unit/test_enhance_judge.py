@@ -7,49 +7,15 @@ import json
 import pytest
 
 from dlcot.answers import AnswerChecker
-from dlcot.engines.scripted import ScriptedEngine
 from dlcot.enhance.judge import Judge, load_prompts
 from dlcot.enhance.label import OfflineBackend
 from dlcot.enhance.llm import JudgedBackend, parse_clusters, parse_segments
 from dlcot.enhance.realign import JudgeError, locate, parse_json
 from dlcot.records import Trace
-from tests.unit.test_enhance_simplify import PARTS, TEXT
+from tests.enhance_fixtures import CLU_OK, LAB_OK, PARTS, SEG_OK, TEXT, Scripted
 
 GOLD_KINDS = [p[0] for p in PARTS]
 A1 = TEXT.index("2 + 3 = 5, then 5 * 4 = 20")
-SEG_OK = {"segments": [{"kind": k, "starts_with": " ".join(b.split()[:8])} for k, *_, b in PARTS]}
-LAB_OK = {"approaches": [{"approach": 1, "label": "incorrect", "errors": ["2 + 3 = 5, then 5 * 4 = 20"]},
-                         {"approach": 2, "label": "correct", "errors": []},
-                         {"approach": 3, "label": "Incorrect", "errors": []},
-                         {"approach": 4, "label": "correct"}]}
-CLU_OK = {"clusters": [{"members": [1, 5]}, {"members": [2]}, {"members": [3, 4, 7]}, {"members": [6]},
-                       {"members": [8]}]}
-
-
-class Scripted(ScriptedEngine):
-    """A scripted judge whose answers per step are queues (first answer, then the retry); counts batches."""
-
-    def __init__(self, answers: dict[str, list]):
-        self.answers = {k: list(v) for k, v in answers.items()}
-        self.batches: list[tuple[str, int]] = []
-        self.prompts: list[str] = []
-        super().__init__(self._respond)
-
-    @staticmethod
-    def step_of(prompt: str) -> str:
-        return {"You split": "segment", "You grade": "label", "Below are": "cluster"}.get(prompt[:9], "rewrite")
-
-    def _respond(self, prompt: str, sample: int) -> str:
-        self.prompts.append(prompt)
-        queue = self.answers[self.step_of(prompt)]
-        ans = queue.pop(0) if len(queue) > 1 else queue[0]
-        return ans if isinstance(ans, str) else json.dumps(ans)
-
-    def generate(self, prompts, **kw):
-        self.batches.append((self.step_of(prompts[0]), len(prompts)))
-        return super().generate(prompts, **kw)
-
-
 @pytest.fixture(scope="module")
 def checker():
     with AnswerChecker() as ch:

@@ -10,7 +10,7 @@ from dlcot.enhance.label import Backend, OfflineBackend, final_answer_of, label
 from dlcot.enhance.metrics import score
 from dlcot.enhance.segment import segment
 from dlcot.records import Segmentation, Trace
-from tests.unit.test_enhance_simplify import TEXT
+from tests.enhance_fixtures import TEXT
 
 
 @pytest.fixture(scope="module")

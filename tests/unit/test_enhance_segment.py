@@ -8,26 +8,9 @@ import pytest
 from dlcot.data.synthetic import synthetic_traces
 from dlcot.enhance.cues import split_units, stated_value
 from dlcot.enhance.metrics import score
-from dlcot.enhance.segment import KINDS, segment
+from dlcot.enhance.segment import segment
 from dlcot.records import Segmentation
-from tests.unit.test_enhance_simplify import SEGS, TEXT
-
-
-def check_contract(seg: Segmentation, text: str) -> None:
-    """docs/architecture.md §5: contiguous spans covering all of text, valid kinds, approaches numbered 1, 2, ..."""
-    assert seg.n_chars == len(text)
-    if not text:
-        assert seg.segments == []
-        return
-    assert seg.segments[0].start == 0 and seg.segments[-1].end == len(text)
-    for a, b in zip(seg.segments, seg.segments[1:], strict=False):
-        assert a.end == b.start and a.end > a.start
-    assert all(s.kind in KINDS for s in seg.segments)
-    nums = [s.approach for s in seg.segments if s.kind == "approach"]
-    assert nums == list(range(1, len(nums) + 1))
-    assert all(s.approach is None for s in seg.segments if s.kind != "approach")
-    if seg.first_answer_end is not None:
-        assert 0 < seg.first_answer_end <= len(text)
+from tests.enhance_fixtures import SEGS, TEXT, check_contract
 
 
 def test_hand_built_trace_structure():

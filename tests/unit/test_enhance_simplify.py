@@ -23,36 +23,8 @@ from dlcot.config import compose
 from dlcot.enhance.simplify import Decision, Policy, decide, rebuild, splice
 from dlcot.errors import ConfigError
 from dlcot.records import Segment
+from tests.enhance_fixtures import CLUSTERS, PARTS, SEGS, TEXT
 
-PARTS = [
-    ("restatement", None, None, None, "So I need to find 2 + 3 * 4. Let me think.\n\n"),
-    ("understanding", None, None, None, "First, I need to understand the order of operations here.\n\n"),
-    ("approach", 1, "20", "incorrect", "Let me compute left to right: 2 + 3 = 5, then 5 * 4 = 20.\n\n"
-                                       "So the answer is 20.\n\n"),
-    ("verification", None, None, None, "Wait, let me double-check the order. Multiplication comes first, "
-                                       "so 20 is wrong.\n\n"),
-    ("approach", 2, "14", "correct", "Let me try a different approach. First 3 * 4 = 12, then 2 + 12 = 14.\n\n"
-                                     "So the answer is 14.\n\n"),
-    ("verification", None, "14", None, "Let me verify: 3 * 4 = 12 and 2 + 12 = 14. Yes, 14.\n\n"),
-    ("approach", 3, "20", "incorrect", "Alternatively, I could group it as (2 + 3) * 4 = 5 * 4 = 20.\n\n"
-                                       "So that gives 20.\n\n"),
-    ("verification", None, None, None, "But wait, that doesn't match 14. The grouping was wrong.\n\n"),
-    ("approach", 4, "14", "correct", "Another way: 3 * 4 = 12, and 2 + 12 = 14.\n\nSo the result is 14.\n\n"),
-    ("verification", None, "14", None, "Let me plug it back in: 14 - 2 = 12 and 12 / 4 = 3. Correct.\n\n"),
-    ("conclusion", None, None, None, "Therefore, the answer is \\boxed{14}."),
-]
-CLUSTERS = [None, None, 0, 1, 2, 2, 0, 3, 2, 4, None]
-
-
-def build() -> tuple[str, list[Segment]]:
-    text, segs = "", []
-    for kind, approach, answer, outcome, body in PARTS:
-        segs.append(Segment(kind, len(text), len(text) + len(body), approach, answer, outcome))
-        text += body
-    return text, segs
-
-
-TEXT, SEGS = build()
 P = [p[4] for p in PARTS]
 R, U, A1, V1, A2, V2, A3, V3, A4, V4, C = P
 

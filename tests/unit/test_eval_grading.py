@@ -11,7 +11,7 @@ from dlcot.config import compose
 from dlcot.engines.scripted import ScriptedEngine
 from dlcot.errors import ConfigError
 from dlcot.eval.commands import evaluate
-from tests.unit.test_eval_metrics import WhitespaceTokenizer
+from tests.eval_fixtures import WhitespaceTokenizer
 
 # gold 4, four samples: boxed; stated in prose only; marked, then cut at 20 tokens; no answer at all.
 RESPONSES = ["So \\boxed{4}.", "I checked it twice. The height is 4 cm.", "The answer is 4. " + "wait " * 30,

@@ -11,28 +11,7 @@ from dlcot.config import compose
 from dlcot.engines.scripted import ScriptedEngine
 from dlcot.eval.commands import evaluate
 from dlcot.eval.metrics import marker_counts, pass_at_k
-
-
-class WhitespaceTokenizer:
-    """One token per whitespace-separated word, so token counts can be computed by hand."""
-
-    def __init__(self):
-        self.vocab: dict[str, int] = {}
-        self.words: list[str] = []
-
-    def _ids(self, text: str) -> list[int]:
-        for w in text.split():
-            if w not in self.vocab:
-                self.vocab[w] = len(self.words)
-                self.words.append(w)
-        return [self.vocab[w] for w in text.split()]
-
-    def __call__(self, texts, add_special_tokens=False):
-        return {"input_ids": self._ids(texts) if isinstance(texts, str) else [self._ids(t) for t in texts]}
-
-    def decode(self, ids):
-        return " ".join(self.words[i] for i in ids)
-
+from tests.eval_fixtures import WhitespaceTokenizer
 
 # problem -> 4 samples. P1 gold 4: correct, wrong, correct (unboxed), answerless. P2 gold 7: correct, wrong,
 # wrong, truncated at 20 tokens (answerless). P3 gold 10: four correct, each with one "Wait".

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_llamafactory import PROBLEMS, release
 
 from dlcot.cli import run_command
 from dlcot.config import compose
 from dlcot.data.exemplars import exemplar_entry, exemplar_for, exemplar_prompt, uses_exemplar
 from dlcot.data.llamafactory import problem_key
 from dlcot.errors import ConfigError
+from tests.llamafactory_fixtures import PROBLEMS, release
 
 
 def _cot(info, *overrides: str):

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from test_llamafactory import PROBLEMS, release
 
 from dlcot.config import compose
 from dlcot.errors import ConfigError
 from dlcot.records import Trace
 from dlcot.train.data import build_sft_data, conversation, render
 from dlcot.train.models import load_tokenizer
+from tests.llamafactory_fixtures import PROBLEMS, release
 
 ALPACA_SYSTEM = ("Below is an instruction that describes a task. "
                  "Write a response that appropriately completes the request.")

@@ -28,36 +28,7 @@ from dlcot.data.llamafactory import (
 )
 from dlcot.errors import ConfigError, RecordError
 from dlcot.records import Reject, Trace
-
-PROBLEMS = [f"Sam has {a} apples and buys {b} more. How many apples does Sam have?" for a, b in
-            [(3, 4), (10, 5), (7, 7), (2, 9), (6, 1), (8, 8)]]
-GOLD = ["7", "15", "14", "11", "7", "16"]
-
-
-def _write(folder: Path, name: str, rows) -> str:
-    (folder / name).write_text(json.dumps(rows))
-    return name
-
-
-def release(folder: Path) -> Path:
-    """A miniature of the release: two GPT-4o levels, the human annotation, the answer-only file."""
-    level1 = [{"instruction": p, "output": f" Add them. The answer is {g}"}
-              for p, g in zip(PROBLEMS, GOLD, strict=True)]
-    level2 = [{"instruction": p, "output": f"Sam starts with some apples, then adds more. The answer is {g}"}
-              for p, g in zip(PROBLEMS, GOLD, strict=True)]
-    level2[1]["output"] = "A wrong sum. The answer is 99"  # a teacher error: kept, flagged as a mismatch
-    human = [{"instruction": p, "output": f"{g}.0. The answer is {g}.0"} for p, g in zip(PROBLEMS, GOLD, strict=True)]
-    only = [{"instruction": "  " + p.replace(" ", "  "), "output": g} for p, g in zip(PROBLEMS, GOLD, strict=True)]
-    info = {
-        "SVAMP_ChatGPT_level1": {"file_name": _write(folder, "l1.json", level1), "columns": {"prompt": "instruction",
-                                                                                            "response": "output"}},
-        "SVAMP_ChatGPT_level2": {"file_name": _write(folder, "l2.json", level2)},
-        "SVAMP_human": {"file_name": _write(folder, "human.json", human)},
-        "SVAMP_only_ans": {"file_name": _write(folder, "only.json", only)},
-        "missing_file": {"file_name": "nope.json"},
-    }
-    (folder / "dataset_info.json").write_text(json.dumps(info))
-    return folder / "dataset_info.json"
+from tests.llamafactory_fixtures import GOLD, PROBLEMS, release, write_array
 
 
 @functools.cache
@@ -121,7 +92,7 @@ def test_bad_rows_are_counted_rejects_naming_file_row_and_field(tmp_path):
     rows = [{"instruction": PROBLEMS[0], "output": "The answer is 7"}, {"output": "The answer is 3"},
             {"instruction": PROBLEMS[1], "output": 15}, "not an object",
             {"instruction": "An unknown problem?", "output": "no number stated"}]
-    _write(tmp_path, "bad.json", rows)
+    write_array(tmp_path, "bad.json", rows)
     table = json.loads(info.read_text())
     table["bad"] = {"file_name": "bad.json"}
     info.write_text(json.dumps(table))

@@ -41,6 +41,81 @@ def test_a_second_process_on_the_same_output_is_refused_with_the_holders_pid(tmp
     assert len((out / "traces.jsonl").read_text().splitlines()) == 3
 
 
+def _holding(path: Path) -> subprocess.Popen:
+    """A process that holds the lock file `path` (as a shared stage's lock) until killed."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from dlcot import rundir; "
+         "cm = rundir.waiting_lock(Path(sys.argv[1]), 'x'); cm.__enter__(); print('locked', flush=True); "
+         "time.sleep(60)", str(path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_shared_stage_lock_waits_for_its_holder_then_times_out_naming_it(tmp_path, caplog):
+    from dlcot import rundir
+
+    caplog.set_level("INFO", logger="dlcot.rundir")
+    path = tmp_path / "shared" / "generate-abc.lock"
+    holder = _holding(path)
+    try:
+        with pytest.raises(ConfigError, match=rf"waited .* for shared stage a \(pid {holder.pid} holds {path}\)"), \
+                rundir.waiting_lock(path, "shared stage a", timeout_s=0.6, report_s=0.2):
+            raise AssertionError("entered while another process holds the lock")
+        assert f"waiting for shared stage a: pid {holder.pid} holds" in caplog.text
+    finally:
+        holder.kill()  # kill -9: the kernel drops the lock
+        holder.wait()
+    with rundir.waiting_lock(path, "shared stage a", timeout_s=5):
+        assert path.read_text().split() == [str(os.getpid())]
+
+
+def test_a_lock_marker_of_another_host_names_the_host(tmp_path):
+    """What filelock's fallback on a filesystem without locks leaves: a marker with pid and host."""
+    from dlcot.rundir import holder
+
+    (tmp_path / "m").write_text("4242\nnode17.cluster\n9876543\n")
+    (tmp_path / "n").write_text("")
+    assert holder(tmp_path / "m") == "pid 4242 on host node17.cluster" and holder(tmp_path / "n") == "pid unknown"
+
+
+NO_FLOCK = """
+import errno, sys, time
+import filelock._native._unix as native
+def no_flock(fd):
+    raise OSError(errno.ENOSYS, "no locks on this filesystem")
+native.lock_fd_nonblocking = no_flock  # what flock says on an NFS mount without locks
+from dlcot import rundir
+from dlcot.errors import ConfigError
+try:
+    rundir.lock(sys.argv[1])
+except ConfigError as err:
+    print(err, flush=True)
+    raise SystemExit(1)
+print("locked", flush=True)
+if sys.argv[2] == "hold":
+    time.sleep(60)
+"""
+
+
+def test_without_file_locks_a_marker_names_the_holder_and_a_dead_holders_is_taken_over(tmp_path):
+    def run(mode: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-W", "ignore", "-c", NO_FLOCK, str(tmp_path), mode],
+                              capture_output=True, text=True, timeout=60)
+
+    holder = subprocess.Popen([sys.executable, "-W", "ignore", "-c", NO_FLOCK, str(tmp_path), "hold"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        second = run("once")
+        assert second.returncode == 1
+        assert f"another dlcot process (pid {holder.pid}) is writing here" in second.stdout
+    finally:
+        holder.kill()  # kill -9 leaves the marker file behind
+        holder.wait()
+    assert (tmp_path / ".dlcot.lock").exists()
+    assert run("once").stdout.strip() == "locked"  # the marker of a dead process of this host is taken over
+
+
 # ------------------------------------------------------------------------------------------ config hash
 TRAIN = ["student=tiny_qwen2", "train.data=data.jsonl"]
 

@@ -145,9 +145,12 @@ def test_student_context_bounds_train_max_length():
 def test_benchmark_rows_become_prompts(name, shared_data):
     from dlcot.eval.benchmarks import format_prompt, load_benchmark, resolve_path
 
-    cfg = compose("eval", [f"benchmark={name}", "data.n_problems=4", "data.heldout=3"])
+    overrides = [f"benchmark={name}", "data.n_problems=4", "data.heldout=3"]
+    if compose("eval", [f"benchmark={name}"]).eval.benchmark.kind == "heldout":
+        overrides.append("data=kf_svamp")  # held out of the data group the students trained on (its own README)
+    cfg = compose("eval", overrides)
     bench = cfg.eval.benchmark
-    if bench.kind != "synthetic" and resolve_path(bench.path) is None:
+    if bench.kind not in ("synthetic", "heldout") and resolve_path(bench.path) is None:
         pytest.skip(f"benchmark={name}: its rows come from the Hub ({bench.hub_name}) on GPU clusters")
     probs, rejects, _ = load_benchmark(bench, data=cfg.data, seed=cfg.seed, limit=3)
     assert probs and not rejects

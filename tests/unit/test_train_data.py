@@ -187,3 +187,40 @@ def test_enhanced_rows_train_on_the_enhanced_thought(tmp_path, tiny_qwen_dir):
     assert rows[0]["reasoning"].strip() in raw.messages[0][-1]["content"]
     strict = build_sft_data(_cfg("tiny_qwen2", f"train.data={data}", "train.thought=enhanced"), tok)
     assert strict.ids == [rows[0]["id"]] and [r.reason for r in strict.rejects] == ["no_enhanced"]
+
+
+def test_train_counts_come_from_the_shared_input_counter(tmp_path, tiny_qwen_dir, monkeypatch):
+    """read / kept / rejected (by reason) of `train` are what `records.Counted` saw, as in every other stage."""
+    from dlcot import records
+    from dlcot.train import data as train_data
+
+    counters = []
+
+    class Spy(records.Counted):
+        def __init__(self, items):
+            super().__init__(items)
+            counters.append(self)
+
+    monkeypatch.setattr(train_data, "Counted", Spy)
+    good = traces(3)
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join([json.dumps(good[0]), "{not json", json.dumps({"id": "x", "problem": "p"}),
+                               json.dumps(good[1]), json.dumps({**good[2], "id": good[0]["id"]})]) + "\n")
+    tok = load_tokenizer(_cfg("tiny_qwen2").student, str(tiny_qwen_dir))
+    built = build_sft_data(_cfg("tiny_qwen2", f"train.data={path}"), tok)
+    assert [c.n for c in counters] == [5] and built.stats["n_input"] == 5
+    assert built.stats["n_kept"] == 2 and built.stats["n_rejected"] == 3
+    assert built.stats["reject_reasons"] == {"bad_json": 1, "missing_field": 1, "duplicate_id": 1}
+
+
+def test_train_accounting_refuses_a_lost_record(tmp_path):
+    """n_input = n_kept + n_rejected is checked (`records.check_accounting`), so a lost record is an error."""
+    from dlcot.records import Counted, Reject
+    from dlcot.train.data import account
+
+    read = Counted(range(4))
+    assert list(read) == [0, 1, 2, 3]
+    rejects = [Reject("c", "bad_json", "")]
+    with pytest.raises(RecordError, match=r"read 4 input records but the outputs hold 2 kept \+ 1 rejected"):
+        account(tmp_path / "t.jsonl", "SFT examples", read, 2, rejects, _cfg("tiny_qwen2").train)
+    assert account(tmp_path / "t.jsonl", "SFT examples", read, 3, rejects, _cfg("tiny_qwen2").train)["n_input"] == 4

@@ -15,6 +15,13 @@ from dlcot.errors import ConfigError
 from dlcot.train.sft import run
 
 
+class FinalWeights(TrainerCallback):
+    """The parameters of the trained model when training ends (what the run directory must hold)."""
+
+    def on_train_end(self, args, state, control, model=None, **kw):
+        self.weights = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
 class StepCount(TrainerCallback):
     def __init__(self):
         self.steps = 0
@@ -34,9 +41,9 @@ def _train(tmp_path: Path, name: str, *overrides: str, callbacks=None, data: Pat
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
 @pytest.mark.parametrize("student", ["tiny_qwen2", "tiny_llama"])
 def test_training_moves_every_trainable_parameter(tmp_path, student, lora):
-    watch = ParamWatch()
+    watch, final = ParamWatch(), FinalWeights()
     stats = _train(tmp_path, "run", f"student={student}", f"train.lora.enabled={lora}", "train.max_steps=3",
-                   "train.learning_rate=1e-2", callbacks=[watch])
+                   "train.learning_rate=1e-2", callbacks=[watch, final])
     losses = [loss for _, loss in stats["loss"]["curve"]]
     assert len(losses) == 3 and all(math.isfinite(x) for x in losses)
     assert watch.before and not watch.unchanged, f"unchanged: {watch.unchanged}"
@@ -51,7 +58,12 @@ def test_training_moves_every_trainable_parameter(tmp_path, student, lora):
     # the run directory is a model directory: `dlcot eval model=<run dir>` loads it (PEFT adapters included)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    assert AutoModelForCausalLM.from_pretrained(out) is not None
+    loaded = dict(AutoModelForCausalLM.from_pretrained(out).named_parameters())
+    base = dict(AutoModelForCausalLM.from_pretrained(stats["model_path"]).named_parameters())
+    assert loaded.keys() == base.keys() and not any("lora_" in n for n in loaded)
+    assert any(not torch.equal(loaded[n], base[n]) for n in base), "the run directory holds the untrained model"
+    if not lora:  # exactly the weights training ended with (LoRA: the merge is checked in the next test)
+        assert all(torch.equal(loaded[n], w) for n, w in final.weights.items())
     assert "{%- generation" in AutoTokenizer.from_pretrained(out).chat_template
 
 
@@ -111,7 +123,7 @@ def test_sft_config_boundary_on_cpu(tmp_path):
     """The one place our `train` group becomes TRL's SFTConfig: CPU-safe settings and pass-through extras."""
     from dlcot.train.sft import sft_config
 
-    cfg = compose("train", ["train=sft", "train.use_cpu=true", "train.max_length=321", "+train.extra.seed=7"])
+    cfg = compose("train", ["train=sft", "train.use_cpu=true", "train.max_length=321", "+train.trl.seed=7"])
     args = sft_config(cfg, tmp_path)
     assert args.use_cpu and not args.bf16 and not args.activation_checkpointing
     assert args.assistant_only_loss and args.max_length == 321 and args.seed == 7
