@@ -500,7 +500,7 @@ class TrainConfig(Section):
     label_smoothing: float = 0.0
     sft_alpha: float = 0.0
     prefix_masking: bool = False
-    trl: dict[str, Any] = field(default_factory=dict)  # more SFTConfig / DPOConfig fields by TRL's name, passed as is
+    trl: dict[str, Any] = field(default_factory=dict)  # any SFTConfig / DPOConfig field by its TRL name (applied last)
 
     def validate(self, key: str) -> None:
         super().validate(key)
