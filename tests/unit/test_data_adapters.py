@@ -143,7 +143,7 @@ def test_traces_file_counts_kept_and_rejected(tmp_path):
 def test_enhance_and_train_read_an_adapter_config_without_input(tmp_path, tiny_qwen_dir):
     """`dlcot enhance data=NAME` / `dlcot train data=NAME` work unchanged: the data group's traces are written
     once (with their rejects) and fed to the stage."""
-    from dlcot.cli import run_command
+    from dlcot.commands import run_command
     from dlcot.train.data import build_sft_data
     from dlcot.train.models import load_tokenizer
 

@@ -296,14 +296,16 @@ def test_a_node_writer_continues_its_own_assistant_turn_in_its_chat_template(tmp
     """The prompt is exactly the writer's chat template of (user: base prompt + problem, assistant: the path so
     far and the new node's head) with the assistant turn left open, for each family's template."""
     from dlcot.engines.base import chat_with_template
-    from dlcot.testing import chat_template, synthetic_corpus, train_tiny_tokenizer
+    from dlcot.data.synthetic import tokenizer_corpus
     from dlcot.tokens import load_tokenizer
+    from dlcot.train.models import template_text
+    from dlcot.train.tiny import train_tiny_tokenizer
 
     if family == "qwen2":
         tok = load_tokenizer("qwen2")
     else:
-        tok = train_tiny_tokenizer("llama", synthetic_corpus(20))
-        tok.chat_template = chat_template("llama3.jinja")
+        tok = train_tiny_tokenizer("llama", tokenizer_corpus(20))
+        tok.chat_template = template_text("llama3.jinja")
     cfg = _cfg(tmp_path, "mcts.stop.max_rollouts=2")
     problems = synthetic_problems(cfg.data, cfg.seed)[:1]
     oracle = Oracle(problems)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from dlcot.cli import main, run_command
+from dlcot.cli import main
+from dlcot.commands import run_command
 from dlcot.config import compose, prepare_run_dir
 from dlcot.errors import ConfigError, RecordError
 from dlcot.records import Problem, Trace, atomic_write_json, atomic_write_text, read_records
@@ -131,7 +132,7 @@ def test_segment_output_dir_slash_fails_before_reading_the_input(tmp_path):
 def test_sigterm_ends_a_command_like_ctrl_c_in_one_line(tmp_path, monkeypatch, capsys):
     import signal
 
-    from dlcot import cli
+    from dlcot import commands
 
     def busy(cfg):
         os.kill(os.getpid(), signal.SIGTERM)
@@ -142,7 +143,7 @@ def test_sigterm_ends_a_command_like_ctrl_c_in_one_line(tmp_path, monkeypatch, c
         raise AssertionError("dlcot installed no SIGTERM handler")
 
     previous = signal.signal(signal.SIGTERM, unhandled)  # not the default action: that would end pytest
-    monkeypatch.setattr(cli, "resolve_command", lambda name: busy)
+    monkeypatch.setattr(commands, "resolve_command", lambda name: busy)
     try:
         code = main(["generate", f"output={tmp_path}"])
     finally:

@@ -38,7 +38,7 @@ def test_fill_keeps_latex_braces_reads_doubled_ones_and_names_unknown_fields():
 def test_teacher_prompt_reaches_the_engine(name, tmp_path, monkeypatch):
     """`dlcot generate teacher=NAME`: the template is filled with the problem, `\\boxed{}` arrives literally."""
     import dlcot.engines as engines
-    from dlcot.cli import run_command
+    from dlcot.commands import run_command
     from dlcot.engines.scripted import ScriptedEngine
 
     seen: list[str] = []
@@ -143,7 +143,7 @@ def test_student_context_bounds_train_max_length():
 # ----------------------------------------------------------------------------------------------- benchmarks
 @pytest.mark.parametrize("name", list_options("benchmark"))
 def test_benchmark_rows_become_prompts(name, shared_data):
-    from dlcot.eval.benchmarks import format_prompt, load_benchmark, resolve_path
+    from dlcot.data.benchmarks import format_prompt, load_benchmark, resolve_path
 
     cfg = compose("eval", [f"benchmark={name}", "data.n_problems=4", "data.heldout=3"])
     bench = cfg.eval.benchmark
@@ -181,9 +181,9 @@ def test_train_option_builds_trl_config(name, tmp_path):
 @pytest.mark.parametrize("name", list_options("recipes"))
 def test_recipe_stages_compose_with_their_overrides(name, tmp_path, monkeypatch):
     """What `dlcot run recipe=NAME` composes for each stage, checked on the code each command starts with."""
-    from dlcot.chain import stage_overrides
-    from dlcot.eval.benchmarks import format_prompt
+    from dlcot.data.benchmarks import format_prompt
     from dlcot.mcts.commands import check_settings
+    from dlcot.orchestrate.chain import stage_overrides
     from dlcot.records import Problem
 
     monkeypatch.setenv("DLCOT_SHARED_DATA", str(tmp_path / "shared"))

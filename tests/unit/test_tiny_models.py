@@ -7,18 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from real_models import real_qwen2_tokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils.chat_template_utils import render_jinja_template
 
-from dlcot.testing import (
-    DEFAULT_CORPUS,
-    FAMILIES,
-    THINK_TOKENS,
-    build_tiny_model,
-    chat_template,
-    real_qwen2_tokenizer,
-    train_tiny_tokenizer,
-)
+from dlcot.train.models import template_text
+from dlcot.train.tiny import DEFAULT_CORPUS, FAMILIES, THINK_TOKENS, build_tiny_model, train_tiny_tokenizer
 
 # TRL's copies of the models' own templates (found without importing trl, which takes seconds).
 TRL_TEMPLATES = Path(next(iter(importlib.util.find_spec("trl").submodule_search_locations))) / "chat_templates"
@@ -129,13 +123,13 @@ def test_templates_render_like_upstream(ours: str, upstream: str | None, eos: st
     """Same text as the model's own template (so training and serving prompts agree), generation = content + eos."""
     chat = CHAT + [{"role": "user", "content": "Again?"}, {"role": "assistant", "content": "<think>\nb\n</think>\n\n5"}]
     kw = {"bos_token": "<bos>", "add_generation_prompt": False}
-    (text,), (spans,) = render_jinja_template([chat], chat_template=chat_template(ours),
+    (text,), (spans,) = render_jinja_template([chat], chat_template=template_text(ours),
                                               return_assistant_tokens_mask=True, **kw)
     assert [text[a:b] for a, b in spans] == [ANSWER + eos, "<think>\nb\n</think>\n\n5" + eos]
     if upstream is not None:
         (ref,), _ = render_jinja_template([chat], chat_template=(TRL_TEMPLATES / upstream).read_text(), **kw)
         assert text == ref
-    (gen,), _ = render_jinja_template([chat[:1]], chat_template=chat_template(ours), bos_token="<bos>",
+    (gen,), _ = render_jinja_template([chat[:1]], chat_template=template_text(ours), bos_token="<bos>",
                                       add_generation_prompt=True)
     assert text.startswith(gen)
 

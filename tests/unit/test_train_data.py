@@ -167,7 +167,7 @@ def test_template_without_eos_in_the_trained_span_is_caught(tmp_path, tiny_qwen_
 def test_unknown_student_and_missing_data_are_config_errors():
     with pytest.raises(ConfigError, match="student"):
         compose("train", ["student=no_such_student"])
-    from dlcot.cli import run_command
+    from dlcot.commands import run_command
 
     with pytest.raises(ConfigError, match="train.data"):
         run_command("train", ["student=tiny_qwen2", "train=sft_cpu_tiny", "output=/nonexistent/never"])
