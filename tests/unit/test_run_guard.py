@@ -294,12 +294,12 @@ def test_segment_writes_its_counts(tmp_path):
 
 def test_a_pair_whose_thoughts_are_the_same_is_dropped_whatever_its_responses():
     from dlcot.records import Pair
-    from dlcot.train.pairs import pair_row
+    from dlcot.train.pairs import dpo_row
 
     cfg = compose("train", ["train=dpo"])
     pair = Pair(id="p", problem="q", chosen="same thought", rejected="same thought ", chosen_response="1",
                 rejected_response="2")
-    made = pair_row(pair, None, cfg.train, cfg.student)
+    made = dpo_row(pair, None, cfg.train, cfg.student)
     assert made.reason == "identical_pair"
 
 

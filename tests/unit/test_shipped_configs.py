@@ -88,10 +88,10 @@ def test_student_template_renders_and_tokenizes(name, family_dirs):
     """Rendered by the training template, tokenized by the family's tokenizer: the trained span is exactly the
     answer plus one end-of-turn token (the eos generation stops on), `<think>` survives decoding, the generation
     prompt is a prefix of the trained text, and a BOS the template writes is the only one."""
-    from dlcot.train.models import load_tokenizer
+    from dlcot.train.models import load_student_tokenizer
 
     student = compose("train", [f"student={name}"]).student
-    tok = load_tokenizer(student, str(family_dirs[student.family]))
+    tok = load_student_tokenizer(student, str(family_dirs[student.family]))
     chat = [{"role": "system", "content": "Reason, then answer."}, {"role": "user", "content": "What is 2 + 2?"},
             {"role": "assistant", "content": THOUGHT}]
     enc = tok.apply_chat_template(chat, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
@@ -112,9 +112,9 @@ def test_student_template_renders_and_tokenizes(name, family_dirs):
 
 def test_llama3_template_is_the_3_1_layout(family_dirs):
     """Llama 3.1/3.2 were tuned with a system header carrying the knowledge cutoff and a date (Meta's template)."""
-    from dlcot.train.models import load_tokenizer
+    from dlcot.train.models import load_student_tokenizer
 
-    tok = load_tokenizer(compose("train", ["student=llama3_2_1b"]).student, str(family_dirs["llama"]))
+    tok = load_student_tokenizer(compose("train", ["student=llama3_2_1b"]).student, str(family_dirs["llama"]))
     text = tok.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True)
     assert text == ("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: "
                     "December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>"
@@ -122,9 +122,9 @@ def test_llama3_template_is_the_3_1_layout(family_dirs):
 
 
 def test_gemma2_merges_a_system_prompt_into_the_first_user_turn(family_dirs):
-    from dlcot.train.models import load_tokenizer
+    from dlcot.train.models import load_student_tokenizer
 
-    tok = load_tokenizer(compose("train", ["student=gemma2_2b"]).student, str(family_dirs["gemma"]))
+    tok = load_student_tokenizer(compose("train", ["student=gemma2_2b"]).student, str(family_dirs["gemma"]))
     text = tok.apply_chat_template([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
                                    tokenize=False, add_generation_prompt=True)
     assert text == "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n"

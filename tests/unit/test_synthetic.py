@@ -95,8 +95,8 @@ def assert_valid_segmentation(trace: SyntheticTrace) -> None:
         assert {p["outcome"] for p in pieces} == {expected}
     # first stated candidate answer
     first = next(s for s in spans if s["kind"] == "approach" and s["answer"] is not None)
-    fae = seg["first_answer_end"]
-    assert first["start"] < fae <= first["end"] and text[:fae].endswith(first["answer"])
+    answer_end = seg["first_answer_end"]
+    assert first["start"] < answer_end <= first["end"] and text[:answer_end].endswith(first["answer"])
     assert not any(s["answer"] for s in spans if s["end"] <= first["start"])
     # conclusion, final answer, response
     conclusion = seg_text(trace, spans[-1])
