@@ -147,3 +147,18 @@ def test_real_qwen2_tokenizer_renders_and_builds(tmp_path: Path) -> None:
     assert AutoModelForCausalLM.from_pretrained(d).config.vocab_size == len(tok)
     with pytest.raises(ValueError, match="lacks this family's tokens"):
         build_tiny_model("llama", tmp_path / "bad", tokenizer=tok)
+
+
+def test_a_tiny_student_with_the_synthetic_corpus_is_built_through_the_model_code(tmp_path: Path) -> None:
+    """`student.tiny.corpus: synthetic` (the demo students) is resolved by `train.models.tiny_model_dir`, not by
+    the builder: the tokenizer it trains spends fewer tokens on a synthetic trace than the default corpus's."""
+    from dlcot.data.synthetic import synthetic_traces
+    from dlcot.train.models import tiny_model_dir
+
+    shape = {"vocab_size": 512, "hidden_size": 32, "num_layers": 1, "intermediate_size": 64}
+    demo = AutoTokenizer.from_pretrained(tiny_model_dir("qwen", tmp_path, corpus="synthetic", **shape))
+    plain = AutoTokenizer.from_pretrained(tiny_model_dir("qwen", tmp_path, **shape))
+    trace = next(synthetic_traces(1, 5))  # seed 5: not among the corpus's (seed 0) traces
+    assert len(demo(trace.reasoning).input_ids) < 0.7 * len(plain(trace.reasoning).input_ids)
+    with pytest.raises(ValueError, match="list of texts"):
+        build_tiny_model("qwen", tmp_path / "bad", corpus="synthetic")
