@@ -17,8 +17,6 @@ from dlcot.commands import UNCOMPOSED, run_command  # run_command: also the prog
 from dlcot.config import compose
 from dlcot.errors import DlcotError
 
-log = logging.getLogger("dlcot")
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
