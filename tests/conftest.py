@@ -24,7 +24,7 @@ def offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def tiny_qwen_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved tiny Qwen2 student (local 1k-vocab tokenizer, qwen2_5 template); load with from_pretrained."""
-    from dlcot.testing import build_tiny_model
+    from dlcot.train.tiny import build_tiny_model
 
     return build_tiny_model("qwen", tmp_path_factory.mktemp("tiny_qwen"))
 
@@ -32,7 +32,7 @@ def tiny_qwen_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved tiny Llama student (local 1k-vocab tokenizer, llama3 template); load with from_pretrained."""
-    from dlcot.testing import build_tiny_model
+    from dlcot.train.tiny import build_tiny_model
 
     return build_tiny_model("llama", tmp_path_factory.mktemp("tiny_llama"))
 

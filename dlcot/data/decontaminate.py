@@ -77,7 +77,7 @@ def benchmark_config(name: str) -> DictConfig:
 
 def build_index(cfg: DictConfig) -> tuple[Index, dict[str, str]]:
     """The index of `decontaminate.benchmarks` and where each benchmark was read from."""
-    from dlcot.eval.benchmarks import load_benchmark
+    from dlcot.data.benchmarks import load_benchmark
 
     dec = cfg.decontaminate
     index, sources = Index(dec.ngram), {}

@@ -62,7 +62,8 @@ def run(cfg: DictConfig) -> Path:
 
 
 def _synthetic(cfg: DictConfig, out: Path) -> dict:
-    from dlcot.data.synthetic import TeacherStyle, generate_problems, teach
+    from dlcot.data.synthetic import TeacherStyle, teach
+    from dlcot.data.synthetic_problems import generate_problems
 
     if cfg.data.source != "synthetic":
         raise ConfigError("teacher=synthetic can only teach the synthetic generator's problems (data=synthetic); "

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 def synthetic_problems(data: DictConfig, seed: int, start: int = 0, count: int | None = None) -> list[Problem]:
     """Problems `start .. start+count` of the deterministic synthetic generator (prefix-stable in n)."""
-    from dlcot.data.synthetic import generate_problems
+    from dlcot.data.synthetic_problems import generate_problems
 
     count = data.n_problems if count is None else count
     probs = generate_problems(start + count, seed, min_steps=data.min_steps, max_steps=data.max_steps,

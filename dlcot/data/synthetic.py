@@ -1,4 +1,5 @@
-"""Synthetic word problems and a synthetic long-CoT teacher: the project's embedded default data.
+"""A synthetic long-CoT teacher for the synthetic word problems (`synthetic_problems.py`): the project's embedded
+default data.
 
 Why it exists: every stage (segment, enhance, train, eval, `make demo`) must run offline on CPU in seconds, and the
 DLCoT segmenter/clusterer can only be scored where the true structure of a trace is known. Real R1/QwQ traces are
@@ -28,44 +29,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
 
-from dlcot.data import synthetic_text as T
-from dlcot.data.synthetic_methods import APPLY, INVERSE, METHODS, Solver, num
-
-EASY_PROBLEMS: dict[str, int] = {"min_steps": 1, "max_steps": 2, "max_operand": 20}
-__all__ = ["EASY_PROBLEMS", "METHODS", "Problem", "Step", "SyntheticTrace", "TeacherStyle", "generate_problems",
-           "synthetic_traces", "teach"]
-
-
-@dataclass(frozen=True)
-class Step:
-    """One arithmetic step: `left op right = result`, both operands numbers. kind "start" and "quantity" compute
-    an amount from two numbers in the text (3 bags of 4 marbles; "start" is the amount the story begins with);
-    kind "combine" applies an event to the running total (its `left`: the start or the previous combine), with
-    `right` a number from the text or the "quantity" step just before."""
-
-    op: str
-    left: int
-    right: int
-    result: int
-    label: str
-    kind: str
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A multi-step integer word problem; `difficulty` is the number of steps."""
-
-    id: str
-    problem: str
-    gold_answer: str
-    steps: tuple[Step, ...]
-    difficulty: int
-    scenario: str
-    target: str  # "how many dollars Maya has left": what the teacher restates
-
-    def to_record(self) -> dict:
-        """The problems-JSONL line `dlcot generate` reads."""
-        return {"id": self.id, "problem": self.problem, "gold_answer": self.gold_answer, "difficulty": self.difficulty}
+from dlcot.data import synthetic_text as phrases
+from dlcot.data.synthetic_methods import INVERSE, Solver, num
+from dlcot.data.synthetic_problems import APPLY, SyntheticProblem, generate_problems
 
 
 @dataclass(frozen=True)
@@ -130,93 +96,6 @@ class SyntheticTrace:
         return {**self.segmentation, "segments": [dict(s) for s in self.segmentation["segments"]]}
 
 
-# ---- problems ------------------------------------------------------------------------------------------------
-def generate_problems(n: int, seed: int, *, min_steps: int = 2, max_steps: int = 4,
-                      max_operand: int = 50) -> list[Problem]:
-    """n problems with min_steps..max_steps steps and every number in the text <= max_operand (products use
-    factors <= 9 and <= 12). Ids are `synth/000000`...; problem i depends on (seed, i, knobs), never on n.
-    `**EASY_PROBLEMS` (min_steps=1, max_steps=2, max_operand=20) is the setting a tiny CPU-trained model can learn."""
-    if not 1 <= min_steps <= max_steps:
-        raise ValueError(f"generate_problems: need 1 <= min_steps <= max_steps, got {min_steps}, {max_steps}")
-    if max_operand < 5:
-        raise ValueError(f"generate_problems: max_operand={max_operand} is too small; use >= 5")
-    return [_make_problem(i, seed, min_steps, max_steps, max_operand) for i in range(n)]
-
-
-def _make_problem(index: int, seed: int, min_steps: int, max_steps: int, top: int) -> Problem:
-    rng = random.Random(f"dlcot.synthetic.problem:{seed}:{index}")
-    scenario_name = rng.choice(sorted(T.SCENARIOS))
-    sc = T.SCENARIOS[scenario_name]
-    name, gender = rng.choice(T.NAMES)
-    pro, obj, pos = T.PRONOUNS[gender]
-    ctx = {"name": name, "pro": pro, "Pro": pro.capitalize(), "obj": obj, "pos": pos, "Pos": pos.capitalize(),
-           "item": rng.choice(sc.items)}
-    things = rng.sample(T.SCENARIOS["shopping"].items, k=len(T.SCENARIOS["shopping"].items))
-    max_count, max_per = min(9, top), min(12, top)
-    budget = rng.randint(min_steps, max_steps)
-    sentences: list[str] = []
-    steps: list[Step] = []
-
-    used: set[tuple[str, ...]] = set()
-
-    def fresh(kind: str) -> list[tuple[str, ...]]:  # each event phrase at most once per problem
-        return [ph for ph in getattr(sc, kind) if ph not in used]
-
-    def say(phrase: tuple[str, ...], **kw: int) -> tuple[str, ...]:
-        used.add(phrase)
-        values = {**ctx, "thing": things[len(steps) % len(things)], **kw}
-        if "mul" in kw:
-            values.update(zip(("mul_verb", "mul_inf", "mul_adv"), T.MUL_WORDS[kw["mul"]], strict=True))
-        sentences.append(phrase[0].format(**values))
-        return tuple(part.format(**values) for part in phrase[1:])
-
-    if rng.random() < (0.5 if budget > 1 else 0.3):
-        count, per = rng.randint(2, max_count), rng.randint(2, max_per)
-        (label,) = say(rng.choice(sc.start_product), count=count, per=per)
-        steps.append(Step("*", count, per, count * per, label, "start"))
-        value, budget = count * per, budget - 1
-    else:
-        value = rng.randint(max(2, top // 3), top)
-        sentences.append(rng.choice(sc.start).format(n=value, **ctx))
-    last_op = ""
-    while budget > 0:
-        divisors = [d for d in range(2, max_per + 1) if value % d == 0 and value // d >= 2]
-        options = ["add"] * bool(fresh("add")) + ["sub"] * bool(fresh("sub") and value >= 2)
-        options += ["mul"] * bool(fresh("mul")) + ["div"] * 2 * bool(fresh("div") and budget == 1 and divisors)
-        if budget >= 2:
-            options += ["add_product"] * bool(fresh("add_product"))
-            options += ["sub_product"] * bool(fresh("sub_product") and value >= 5)
-        if not options:
-            used.clear()
-            continue
-        kind = rng.choice(options)
-        if kind.endswith("_product"):
-            pairs = [(c, p) for c in range(2, max_count + 1) for p in range(2, max_per + 1)
-                     if kind == "add_product" or c * p < value]
-            count, per = rng.choice(pairs)
-            term, label = say(rng.choice(fresh(kind)), count=count, per=per)
-            steps.append(Step("*", count, per, count * per, term, "quantity"))
-            op, operand, budget = ("+" if kind == "add_product" else "-"), count * per, budget - 1
-        elif kind == "mul":
-            operand = rng.choice((2, 3))
-            (label,), op = say(rng.choice(fresh("mul")), mul=operand), "*"
-        else:
-            if kind == "add":
-                operand = rng.randint(2, top)
-            elif kind == "sub":
-                operand = rng.randint(1, min(top, value - 1))
-            else:
-                operand = rng.choice(divisors)
-            (label,), op = say(rng.choice(fresh(kind)), n=operand), {"add": "+", "sub": "-", "div": "/"}[kind]
-        result = int(APPLY[op](Fraction(value), operand))
-        steps.append(Step(op, value, operand, result, label, "combine"))
-        value, budget, last_op = result, budget - 1, kind
-    question, target = sc.question_div if last_op == "div" else sc.question
-    sentences.append(question.format(**ctx))
-    return Problem(id=f"synth/{index:06d}", problem=" ".join(sentences), gold_answer=str(value), steps=tuple(steps),
-                   difficulty=len(steps), scenario=scenario_name, target=target.format(**ctx))
-
-
 # ---- the synthetic teacher -------------------------------------------------------------------------------------
 class _Builder:
     """Appends paragraphs ("\\n\\n" after each, as in real traces) and records segment spans as it goes; a span
@@ -249,7 +128,7 @@ class _Builder:
 class _Teacher:
     """Writes one trace top to bottom, choosing every move from its own RNG and recording each span as it goes."""
 
-    def __init__(self, pb: Problem, style: TeacherStyle, rng: random.Random) -> None:
+    def __init__(self, pb: SyntheticProblem, style: TeacherStyle, rng: random.Random) -> None:
         self.pb, self.style, self.rng = pb, style, rng
         self.solver = Solver(pb, rng)
         self.b = _Builder()
@@ -275,28 +154,29 @@ class _Teacher:
         if mode == "correct" and self.chance(self.style.p_self_correct):
             fix, wrong = s.choose_slip()
             e = next(k for k, ev in enumerate(events) if fix in ev[1])
-            wait = self.pick(T.SELF_FIX, eq=s.eq(fix, wrong, False), true=num(vals[fix]), wrong=num(wrong[fix]))
+            wait = self.pick(phrases.SELF_FIX, eq=s.eq(fix, wrong, False), true=num(vals[fix]), wrong=num(wrong[fix]))
             events = s.render(method, wrong)[: e + 1] + [(f"{wait} {events[e][0]}", events[e][1])] + events[e + 1:]
             bad.add(fix)
             notes.append(f"self-corrected slip at step {fix + 1}")
         if mode == "abandon":
             events = events[: rng.randint(1, max(1, len(events) - 1))]
-        paras = [f"{opening} {self.pick(T.METHOD_INTRO[method])}".strip()]
+        paras = [f"{opening} {self.pick(phrases.METHOD_INTRO[method])}".strip()]
         for text, _ in events:
-            paras.append(text + (f" {self.pick(T.FILLERS)}" if self.chance(self.style.verbosity * 0.3) else ""))
+            paras.append(text + (f" {self.pick(phrases.FILLERS)}" if self.chance(self.style.verbosity * 0.3) else ""))
         if mode == "abandon":
-            self.b.add("approach", paras + [self.pick(T.ABANDON)], approach=self.approach_no, outcome="incomplete",
-                       note="; ".join(notes + ["abandoned"]))
+            self.b.add("approach", paras + [self.pick(phrases.ABANDON)], approach=self.approach_no,
+                       outcome="incomplete", note="; ".join(notes + ["abandoned"]))
             return None, vals
-        answer, template = num(vals[-1]), rng.choice(T.ANSWER)
+        answer, template = num(vals[-1]), rng.choice(phrases.ANSWER)
         outcome = "correct" if answer == self.pb.gold_answer else "incorrect"
         # an interruption: cut before body paragraph k (2..len(events)) after checking a step of the one before
         cuts = [(k, i) for k in range(2, len(events) + 1) for i in events[k - 2][1] if i not in bad]
         if cuts and self.chance(self.style.p_interrupt):
             k, step = rng.choice(cuts)
             self.b.add("approach", paras[:k], approach=self.approach_no, outcome=outcome, note="; ".join(notes))
-            self.b.add("verification", [self.pick(T.INTERRUPT, eq=s.eq(step, vals))], note="mid-approach step check")
-            paras = [f"{self.pick(T.RESUME)} {paras[k]}"] + paras[k + 1:]
+            self.b.add("verification", [self.pick(phrases.INTERRUPT, eq=s.eq(step, vals))],
+                       note="mid-approach step check")
+            paras = [f"{self.pick(phrases.RESUME)} {paras[k]}"] + paras[k + 1:]
             notes.append("resumed after a check")
         paras.append(template.format(ans=answer))
         self.b.add("approach", paras, approach=self.approach_no, answer=answer, outcome=outcome,
@@ -309,10 +189,10 @@ class _Teacher:
         s, ans = self.solver, answer
         if kind == "recheck":
             lines = "\n".join(s.eq(i, vals) for i in range(len(vals)))
-            paras = [f"{self.pick(T.RECHECK)}\n{lines}", self.pick(T.RECHECK_OK, ans=ans)]
+            paras = [f"{self.pick(phrases.RECHECK)}\n{lines}", self.pick(phrases.RECHECK_OK, ans=ans)]
         elif kind == "rederive":
-            paras = [self.pick(T.REDERIVE)] + [text for text, _ in s.render(method, vals)]
-            paras.append(self.pick(T.REDERIVE_OK, ans=ans))
+            paras = [self.pick(phrases.REDERIVE)] + [text for text, _ in s.render(method, vals)]
+            paras.append(self.pick(phrases.REDERIVE_OK, ans=ans))
         elif kind == "plugback":
             cur, lines = vals[-1], []
             for i in reversed(s.combine):
@@ -321,23 +201,23 @@ class _Teacher:
                 op = INVERSE[self.pb.steps[i].op]
                 lines.append(f"{num(cur)} {op} {num(operand)} = {num(APPLY[op](cur, operand))}")
                 cur = APPLY[op](cur, operand)
-            paras = [self.pick(T.PLUGBACK, ans=ans) + " " + ", ".join(lines) + ".",
-                     self.pick(T.PLUGBACK_OK, start=num(cur), ans=ans)]
+            paras = [self.pick(phrases.PLUGBACK, ans=ans) + " " + ", ".join(lines) + ".",
+                     self.pick(phrases.PLUGBACK_OK, start=num(cur), ans=ans)]
         else:
-            paras = [self.pick(T.SANITY if kind == "sanity" else T.REREAD, ans=ans, target=self.pb.target)]
+            paras = [self.pick(phrases.SANITY if kind == "sanity" else phrases.REREAD, ans=ans, target=self.pb.target)]
         self.b.add("verification", paras, answer=ans, note=kind)
 
     def write(self, trace_id: str) -> SyntheticTrace:
         st, rng, pb, s = self.style, self.rng, self.pb, self.solver
-        restate = [self.pick(T.RESTATE, target=pb.target)]
+        restate = [self.pick(phrases.RESTATE, target=pb.target)]
         if self.chance(st.verbosity):
-            restate.append(self.pick(T.RESTATE_MORE, problem=pb.problem))
-        self.b.add("restatement", [" ".join(restate + [self.pick(T.RESTATE_END)])])
+            restate.append(self.pick(phrases.RESTATE_MORE, problem=pb.problem))
+        self.b.add("restatement", [" ".join(restate + [self.pick(phrases.RESTATE_END)])])
         if self.chance(st.p_understanding):
             labels = [step.label for step in pb.steps]
             listed = labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
-            para = self.pick(T.UNDERSTAND, labels=listed)
-            self.b.add("understanding", [para + (f" {self.pick(T.PLAN)}" if self.chance(st.verbosity) else "")])
+            para = self.pick(phrases.UNDERSTAND, labels=listed)
+            self.b.add("understanding", [para + (f" {self.pick(phrases.PLAN)}" if self.chance(st.verbosity) else "")])
         wrong_final = self.chance(st.p_wrong_final)
         method = rng.choices(s.methods, weights=(5, 3, 2)[: len(s.methods)])[0]
         opening, note, failures = "", "", 0
@@ -353,16 +233,16 @@ class _Teacher:
             failures += 1
             others = [m for m in s.methods if m != method]
             same = not others or self.chance(st.p_restart)
-            opening, note = (self.pick(T.RESTART), "restart") if same else (self.pick(T.SWITCH), "")
+            opening, note = (self.pick(phrases.RESTART), "restart") if same else (self.pick(phrases.SWITCH), "")
             if failure == "abandon":
-                opening = opening if same else self.pick(T.AFTER_ABANDON)
+                opening = opening if same else self.pick(phrases.AFTER_ABANDON)
             elif self.chance(st.p_check_after_slip):
                 i = next(i for i in range(len(vals)) if vals[i] != s.true[i])
-                detect = self.pick(T.DETECT, eq=s.eq(i, vals, False), true=num(s.true[i]), wrong=num(vals[i]),
+                detect = self.pick(phrases.DETECT, eq=s.eq(i, vals, False), true=num(s.true[i]), wrong=num(vals[i]),
                                    bad=answer)
                 self.b.add("verification", [detect], note="detects the slip")
             else:
-                opening = f"{self.pick(T.AFTER_WRONG, wrong=answer)} {opening}"
+                opening = f"{self.pick(phrases.AFTER_WRONG, wrong=answer)} {opening}"
             method = method if same else rng.choice(others)
         kinds = ["recheck", "rederive", "sanity", "reread"] + ["plugback"] * bool(s.combine and not wrong_final)
         n_checks = rng.randint(*st.n_checks)
@@ -371,10 +251,10 @@ class _Teacher:
         kinds = rng.sample(kinds, k=len(kinds)) * (n_checks // len(kinds) + 1)  # vary the checks, repeat last
         for k in range(n_checks + 1):
             if k == redundant_at:
-                self.approach(rng.choice(others), "correct", self.pick(T.REDUNDANT), "redundant re-derivation")
+                self.approach(rng.choice(others), "correct", self.pick(phrases.REDUNDANT), "redundant re-derivation")
             if k < n_checks:
                 self.check(kinds[k], answer, method, vals)
-        self.b.add("conclusion", [self.pick(T.CONCLUDE, ans=answer)])
+        self.b.add("conclusion", [self.pick(phrases.CONCLUDE, ans=answer)])
         reasoning = self.b.finish()
         lines = [f"{k + 1}. {st.label[0].upper()}{st.label[1:]}: {s.eq(k, vals)}" for k, st in enumerate(pb.steps)]
         response = "\n".join(["Solution:", "", *lines, "", f"Therefore, the answer is \\boxed{{{answer}}}."])
@@ -384,7 +264,7 @@ class _Teacher:
                               gold_answer=pb.gold_answer, final_answer=str(answer), segmentation=segmentation)
 
 
-def teach(problem: Problem, seed: int, style: TeacherStyle | None = None, *, trace_id: str | None = None
+def teach(problem: SyntheticProblem, seed: int, style: TeacherStyle | None = None, *, trace_id: str | None = None
           ) -> SyntheticTrace:
     """The synthetic teacher's long CoT for `problem` with its true segmentation; deterministic in
     (problem.id, seed, style). `trace_id` defaults to the problem id (pass another to sample several traces)."""
@@ -397,3 +277,10 @@ def synthetic_traces(n: int, seed: int, style: TeacherStyle | None = None, **pro
     """Traces for `generate_problems(n, seed, **problem_kwargs)`; prefix-stable in n like the problems."""
     for problem in generate_problems(n, seed, **problem_kwargs):
         yield teach(problem, seed, style)
+
+
+def tokenizer_corpus(n: int = 200, seed: int = 0) -> list[str]:
+    """Problems, thoughts and answers of the synthetic teacher as texts (`student.tiny.corpus: synthetic`): a tiny
+    tokenizer trained on them spends ~3x fewer tokens per synthetic trace than one trained on the tiny builder's
+    default corpus, which is what makes the CPU demo fit."""
+    return [f"{t.problem}\n<think>\n{t.reasoning}\n</think>\n\n{t.response}" for t in synthetic_traces(n, seed)]

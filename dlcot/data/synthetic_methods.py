@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import random
 from fractions import Fraction
-from typing import TYPE_CHECKING
 
-from dlcot.data import synthetic_text as T
-
-if TYPE_CHECKING:
-    from dlcot.data.synthetic import Problem, Step
+from dlcot.data import synthetic_text as phrases
+from dlcot.data.synthetic_problems import APPLY, Step, SyntheticProblem
 
 METHODS = ("forward", "expression", "equation")
-APPLY = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b}
 INVERSE = {"+": "-", "-": "+", "*": "/", "/": "*"}
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2}
 _SLIP_DELTAS = (1, -1, 2, -2, 10, -10, 3, -3)
@@ -64,7 +60,7 @@ class Solver:
     """A problem's steps as a graph: evaluation (optionally with a slip) and the three methods' renderings.
     A rendering is a list of (paragraph, step indices it computes) events."""
 
-    def __init__(self, pb: Problem, rng: random.Random) -> None:
+    def __init__(self, pb: SyntheticProblem, rng: random.Random) -> None:
         self.pb, self.rng, self.refs = pb, rng, step_refs(pb.steps)
         self.true = self.evaluate(None)
         self.combine = [i for i, s in enumerate(pb.steps) if s.kind == "combine"]
@@ -98,7 +94,7 @@ class Solver:
     def _forward(self, vals: list[Fraction]) -> list[tuple[str, tuple[int, ...]]]:
         n, events = len(vals), []
         for i, s in enumerate(self.pb.steps):
-            table = T.FORWARD_FIRST if i == 0 else T.FORWARD_LAST if i == n - 1 else T.FORWARD_MID
+            table = phrases.FORWARD_FIRST if i == 0 else phrases.FORWARD_LAST if i == n - 1 else phrases.FORWARD_MID
             events.append((self.rng.choice(table).format(label=s.label, eq=self.eq(i, vals)), (i,)))
         return events
 
@@ -111,13 +107,13 @@ class Solver:
     def _expression(self, vals: list[Fraction]) -> list[tuple[str, tuple[int, ...]]]:
         root, done = len(vals) - 1, set()
         prev = _fmt(self._tree(root, vals, done))
-        events = [(self.rng.choice(T.EXPR_SETUP).format(expr=prev), ())]
+        events = [(self.rng.choice(phrases.EXPR_SETUP).format(expr=prev), ())]
         while root not in done:
             ready = [i for i, refs in enumerate(self.refs) if i not in done
                      and all(r[0] == "n" or r[1] in done for r in refs)]
             done.update(ready)
             cur = _fmt(self._tree(root, vals, done))
-            events.append((self.rng.choice(T.EXPR_ROUND).format(prev=prev, cur=cur), tuple(ready)))
+            events.append((self.rng.choice(phrases.EXPR_ROUND).format(prev=prev, cur=cur), tuple(ready)))
             prev = cur
         return events
 
@@ -126,7 +122,7 @@ class Solver:
         events = []
         if quantities:
             eqs = ", ".join(self.eq(i, vals) for i in quantities)
-            events.append((self.rng.choice(T.EQ_QUANTITIES).format(eqs=eqs), quantities))
+            events.append((self.rng.choice(phrases.EQ_QUANTITIES).format(eqs=eqs), quantities))
         lhs: Expr = "x"
         for i in reversed(self.combine):
             ref = self.refs[i][1]
@@ -134,9 +130,9 @@ class Solver:
             lhs = (INVERSE[self.pb.steps[i].op], lhs, operand)
         start = self.refs[self.combine[0]][0]
         start_value = num(vals[start[1]]) if start[0] == "s" else str(start[1])
-        setup = self.rng.choice(T.EQ_SETUP).format(target=self.pb.target, eq=f"{_fmt(lhs)} = {start_value}")
+        setup = self.rng.choice(phrases.EQ_SETUP).format(target=self.pb.target, eq=f"{_fmt(lhs)} = {start_value}")
         events.append((setup, ()))
         for i in self.combine:
             lhs = lhs[1]
-            events.append((self.rng.choice(T.EQ_PEEL).format(lhs=_fmt(lhs), rhs=self.eq(i, vals)), (i,)))
+            events.append((self.rng.choice(phrases.EQ_PEEL).format(lhs=_fmt(lhs), rhs=self.eq(i, vals)), (i,)))
         return events

@@ -16,9 +16,9 @@ from omegaconf import DictConfig
 
 from dlcot.answers import AnswerChecker
 from dlcot.config import prepare_run_dir, to_dict
+from dlcot.data.benchmarks import load_benchmark
 from dlcot.engines import Engine, make_engine
 from dlcot.errors import ConfigError, RecordError
-from dlcot.eval.benchmarks import load_benchmark
 from dlcot.eval.generate import Sampling, generate_predictions
 from dlcot.eval.metrics import compute_metrics
 from dlcot.eval.report import write_report
@@ -112,6 +112,6 @@ def _check_same_setup(out: Path, setup: dict) -> None:
     atomic_write_json(path, setup)
 
 
-def eval(cfg: DictConfig) -> Path:  # noqa: A001 - the command's name (`dlcot eval`)
+def run(cfg: DictConfig) -> Path:
     """The `dlcot eval` command: `model=PATH benchmark=B output=DIR` (output defaults to runs/eval/<hash>)."""
     return evaluate(cfg, cfg.model, prepare_run_dir(cfg))

@@ -17,8 +17,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from dlcot.answers import AnswerChecker
+from dlcot.data.benchmarks import format_prompt
 from dlcot.engines.base import Engine
-from dlcot.eval.benchmarks import format_prompt
 from dlcot.eval.score import score, uid
 from dlcot.records import Problem, Reject, ResumableJsonl
 

@@ -26,7 +26,7 @@ from dlcot.config import prepare_run_dir
 from dlcot.data.sources import pending_problems, work_done_ids
 from dlcot.engines import NEEDS_MODEL, Engine, make_engine
 from dlcot.errors import ConfigError
-from dlcot.mcts.extract import balanced, pair_row, pair_stats, paths, preference_pairs, trace_row
+from dlcot.mcts.extract import balanced, pair_record, pair_stats, paths, preference_pairs, trace_row
 from dlcot.mcts.search import STOP_REASONS, TREE_COUNTS, Searcher
 from dlcot.mcts.synthetic import SyntheticNodeWriter
 from dlcot.mcts.tree import Tree
@@ -144,7 +144,7 @@ def extract(out: Path, m: DictConfig, n_input: int, engine_calls: int, tokenizer
                 continue
             sft.append(trace_row(tree, best, good))
             chosen = preference_pairs(candidates, m.pairs.prefix, m.pairs.length, m.pairs.max)
-            pairs += [pair_row(tree, k, c, r) for k, (c, r) in enumerate(chosen)]
+            pairs += [pair_record(tree, k, c, r) for k, (c, r) in enumerate(chosen)]
     input_rejects = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines() if line.strip()]
     rejected = input_rejects + [{"id": r.id, "reason": r.reason, "detail": r.detail} for r in unsolved]
     check_accounting(out, n_input, len(sft), len(rejected))

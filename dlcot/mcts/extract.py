@@ -123,7 +123,7 @@ def trace_row(tree: Tree, path: Path, n_correct: int) -> dict[str, Any]:
             "n_correct_paths": n_correct}
 
 
-def pair_row(tree: Tree, k: int, chosen: Path, rejected: Path) -> dict[str, Any]:
+def pair_record(tree: Tree, k: int, chosen: Path, rejected: Path) -> dict[str, Any]:
     return {"id": f"{tree.problem_id}/pair{k}", "problem": tree.problem, "gold_answer": tree.gold_answer,
             "chosen": chosen.reasoning, "chosen_response": chosen.answer.text,
             "rejected": rejected.reasoning, "rejected_response": rejected.answer.text,

@@ -14,7 +14,7 @@ import random
 import re
 from collections.abc import Sequence
 
-from dlcot.data.synthetic import Problem, generate_problems
+from dlcot.data.synthetic_problems import SyntheticProblem, generate_problems
 from dlcot.engines.base import Completion, prompt_keys
 from dlcot.engines.scripted import ScriptedEngine
 
@@ -68,7 +68,7 @@ class SyntheticNodeWriter(ScriptedEngine):
         return " I will redo the computation carefully."
 
     @staticmethod
-    def _step(problem: Problem, done: int, value: int | None, rng: random.Random) -> str:
+    def _step(problem: SyntheticProblem, done: int, value: int | None, rng: random.Random) -> str:
         if done >= len(problem.steps):
             return f" All steps are done; the result stays = {value}"
         step = problem.steps[done]

@@ -162,9 +162,6 @@ class Tree:
             cur.value += reward
             cur = self.nodes[cur.parent] if cur.parent is not None else None
 
-    def answers(self) -> list[Node]:
-        return [n for n in self.nodes if n.kind == ANSWER]
-
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.problem_id, "problem": self.problem, "gold_answer": self.gold_answer,
                 "search": self.search, "nodes": [asdict(n) for n in self.nodes]}

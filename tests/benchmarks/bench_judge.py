@@ -1,6 +1,6 @@
 """The LLM-judged enhance backend: judge calls and tokens per trace, and chunked batches vs one trace at a time.
 
-A tiny random qwen2 model (dlcot.testing) is the judge through the hf engine on CPU, so every answer is
+A tiny random qwen2 model (dlcot.train.tiny) is the judge through the hf engine on CPU, so every answer is
 garbage: each step is asked twice (the retry) and falls back, which is the most calls a trace can cost. The
 same N_TRACES synthetic traces go through `JudgedBackend.prepare` (backend=llm: segment, label, cluster)
 1. one trace at a time: chunk 1, engine batch 1;
@@ -44,7 +44,7 @@ def main() -> int:
 
     from dlcot.data.synthetic import synthetic_traces
     from dlcot.records import Trace
-    from dlcot.testing import build_tiny_model
+    from dlcot.train.tiny import build_tiny_model
 
     torch.set_num_threads(1)  # both settings on one core: the ratio measures batching, not thread scheduling
     traces = [Trace(t.id, t.problem, t.reasoning, t.gold_answer) for t in synthetic_traces(N_TRACES, seed=3)]

@@ -63,7 +63,7 @@ def main() -> int:
     from dlcot.engines.hf import HFEngine
     from dlcot.mcts.search import Searcher
     from dlcot.records import Problem
-    from dlcot.testing import build_tiny_model
+    from dlcot.train.tiny import build_tiny_model
 
     torch.set_num_threads(1)
     rows = [json.loads(line) for line in DATA.read_text().splitlines()[:N_PROBLEMS]]

@@ -89,7 +89,8 @@ def peak_flops() -> tuple[float, str]:
 
 def build_model(root: Path, small: bool) -> Path:
     """Qwen2.5-0.5B's shapes, random weights, Qwen2's real tokenizer (`small`: a 2-layer one for --cpu)."""
-    from dlcot.testing import build_tiny_model, real_qwen2_tokenizer
+    from dlcot.train.tiny import build_tiny_model
+    from tests.real_models import real_qwen2_tokenizer
 
     shape = (dict(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=128) if small else
              dict(hidden_size=896, num_layers=24, num_heads=14, num_kv_heads=2, intermediate_size=4864))

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dlcot.cli import main, run_command
+from dlcot.cli import main
+from dlcot.commands import run_command
 from dlcot.data.synthetic import synthetic_traces
 from dlcot.enhance import pipeline
 from dlcot.enhance.simplify import rebuild

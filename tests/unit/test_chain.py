@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from dlcot.chain import _substitute
-from dlcot.cli import run_command
+from dlcot.commands import run_command
 from dlcot.errors import ConfigError
+from dlcot.orchestrate.chain import _substitute
 
 
 def test_substitute_only_replaces_stage_names(tmp_path):

@@ -142,9 +142,9 @@ def test_traces_file_counts_kept_and_rejected(tmp_path):
 def test_enhance_and_train_read_an_adapter_config_without_input(tmp_path, tiny_qwen_dir):
     """`dlcot enhance data=NAME` / `dlcot train data=NAME` work unchanged: the data group's traces are written
     once (with their rejects) and fed to the stage."""
-    from dlcot.cli import run_command
+    from dlcot.commands import run_command
     from dlcot.train.data import build_sft_data
-    from dlcot.train.models import load_tokenizer
+    from dlcot.train.models import load_student_tokenizer
 
     # data.limit counts source rows: 2 OpenR1 rows hold 4 usable generations, and enhance reads all 4
     data = ["data=openr1_math", f"data.path={HUB / 'openr1_math.jsonl'}", "data.correct_only=false", "data.limit=2",
@@ -156,5 +156,5 @@ def test_enhance_and_train_read_an_adapter_config_without_input(tmp_path, tiny_q
     made = json.loads(next((tmp_path / "data").glob("openr1_math-*/stats.json")).read_text())
     assert (made["n_kept"], made["reject_reasons"]) == (4, {"incomplete_reasoning": 1})
     cfg = compose("train", [*data, "student=tiny_qwen2", "train=sft_cpu_tiny"])
-    sft = build_sft_data(cfg, load_tokenizer(cfg.student, str(tiny_qwen_dir)))
+    sft = build_sft_data(cfg, load_student_tokenizer(cfg.student, str(tiny_qwen_dir)))
     assert sft.stats["n_input"] == 4 and sft.stats["data"].startswith(str(tmp_path / "data" / "openr1_math-"))

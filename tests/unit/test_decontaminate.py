@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dlcot.cli import run_command
+from dlcot.commands import run_command
 from dlcot.data.decontaminate import Index
 from dlcot.errors import ConfigError
 

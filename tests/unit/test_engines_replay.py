@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from dlcot.cli import run_command
+from dlcot.commands import run_command
 from dlcot.config import compose
 from dlcot.engines import make_engine
 from dlcot.engines.replay import ReplayEngine

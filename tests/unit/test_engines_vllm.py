@@ -86,7 +86,7 @@ def test_close_shuts_the_engine_down_and_frees_the_distributed_state(fake_vllm):
 def test_generate_hands_vllm_the_whole_chunk_with_the_teachers_sizes(fake_vllm, tmp_path):
     """10 problems x n=2 are one vLLM call (not batches of engine.batch_size), and QwQ-32B starts at TP=2 with
     a context that leaves room for a KV cache."""
-    from dlcot.cli import run_command
+    from dlcot.commands import run_command
 
     probs = tmp_path / "p.jsonl"
     probs.write_text("".join(json.dumps({"id": f"q{i}", "problem": f"What is {i} + {i}?", "answer": "4"}) + "\n"

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from dlcot.config import compose, list_options
+from dlcot.data.benchmarks import format_prompt, load_benchmark
 from dlcot.errors import ConfigError
-from dlcot.eval.benchmarks import format_prompt, load_benchmark
 from dlcot.records import Problem
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dlcot.cli import run_command
+from dlcot.commands import run_command
 from dlcot.config import compose
 from dlcot.data.exemplars import exemplar_entry, exemplar_for, exemplar_prompt, uses_exemplar
 from dlcot.data.llamafactory import problem_key

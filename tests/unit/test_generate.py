@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from dlcot.cli import run_command
+from dlcot.commands import run_command
 from dlcot.records import Segmentation, Trace, read_records
 
 
@@ -73,7 +73,7 @@ def test_engine_teacher_is_asked_for_the_cot_granularity_and_format(tmp_path):
     """Key factors of CoT distillation: the cot group's instructions reach the teacher's prompt, and the traces,
     stats and report label say which granularity and format made them."""
     from dlcot.errors import ConfigError
-    from dlcot.report import _data_label
+    from dlcot.orchestrate.report import _data_label
 
     probs = tmp_path / "p.jsonl"
     probs.write_text(json.dumps({"id": "a", "problem": "one plus one?", "answer": "2"}) + "\n")

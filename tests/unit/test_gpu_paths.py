@@ -26,11 +26,11 @@ def test_flash_attention_falls_back_to_sdpa_with_a_warning(caplog):
 
 
 def test_flash_attention_student_loads_with_sdpa_on_cpu(tiny_qwen_dir):
-    from dlcot.train.models import load_model, load_tokenizer
+    from dlcot.train.models import load_model, load_student_tokenizer
 
     cfg = compose("train", ["student=tiny_qwen2", "student.attn_implementation=flash_attention_2",
                             "train.use_cpu=true"])
-    tok = load_tokenizer(cfg.student, str(tiny_qwen_dir))
+    tok = load_student_tokenizer(cfg.student, str(tiny_qwen_dir))
     model = load_model(cfg.student, cfg.train, str(tiny_qwen_dir), tok)
     assert model.config._attn_implementation == "sdpa"
 

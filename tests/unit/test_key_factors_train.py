@@ -11,7 +11,7 @@ from dlcot.config import compose
 from dlcot.errors import ConfigError
 from dlcot.records import Trace
 from dlcot.train.data import build_sft_data, conversation, render
-from dlcot.train.models import load_tokenizer
+from dlcot.train.models import load_student_tokenizer
 from tests.llamafactory_fixtures import PROBLEMS, release
 
 ALPACA_SYSTEM = ("Below is an instruction that describes a task. "
@@ -26,7 +26,7 @@ def _cfg(*overrides: str):
 
 def test_as_is_target_is_the_teacher_text_in_the_alpaca_rendering(tiny_llama_dir):
     cfg = _cfg("train.target=as_is")
-    tok = load_tokenizer(cfg.student, str(tiny_llama_dir))
+    tok = load_student_tokenizer(cfg.student, str(tiny_llama_dir))
     trace = Trace(id="t", problem=PROBLEMS[0], reasoning=" Add 3 and 4. The answer is 7", gold_answer="7")
     msgs = conversation(trace, cfg.train, cfg.student)
     assert msgs[-1]["content"] == "Add 3 and 4. The answer is 7"  # no <think> wrapper, no added answer line
@@ -54,7 +54,7 @@ def test_released_entry_becomes_sft_examples_without_conversion(tmp_path, tiny_l
     info = release(tmp_path)
     cfg = _cfg("data=kf_svamp", f"data.dataset_info={info}", "data.heldout=2", "teacher=gpt4o", "cot.granularity=1",
                "train.target=as_is")
-    data = build_sft_data(cfg, load_tokenizer(cfg.student, str(tiny_llama_dir)))
+    data = build_sft_data(cfg, load_student_tokenizer(cfg.student, str(tiny_llama_dir)))
     assert data.stats["n_input"] == 6 and data.stats["n_kept"] == 4 and data.stats["reject_reasons"] == {"heldout": 2}
     assert data.stats["source"]["entry"] == "SVAMP_ChatGPT_level1" and data.stats["target"] == "as_is"
     assert data.stats["source"]["n_answer_mismatch"] == 0
@@ -66,7 +66,7 @@ def test_released_entry_becomes_sft_examples_without_conversion(tmp_path, tiny_l
 def test_a_json_array_file_as_train_data_takes_gold_from_the_answer_statement(tmp_path, tiny_llama_dir):
     release(tmp_path)
     cfg = _cfg(f"train.data={tmp_path / 'l2.json'}", "train.target=as_is")
-    data = build_sft_data(cfg, load_tokenizer(cfg.student, str(tiny_llama_dir)))
+    data = build_sft_data(cfg, load_student_tokenizer(cfg.student, str(tiny_llama_dir)))
     assert data.stats["n_kept"] == 6 and data.ids[0] == "l2/0" and data.stats["source"]["n_answer_mismatch"] == 0
     assert [m[0]["content"] for m in data.messages] == PROBLEMS
 
@@ -96,7 +96,7 @@ def test_base_students_render_as_llama_factory_and_train_up_to_their_eos(tiny_ll
     trace = Trace(id="t", problem=PROBLEMS[1], reasoning="10 + 5 = 15. The answer is 15", gold_answer="15")
     for student, cfg in cfgs.items():
         assert not cfg.student.model.endswith(("-Instruct", "-it")), "the paper's students are base models"
-        tok = load_tokenizer(cfg.student, str(tmp_path))
+        tok = load_student_tokenizer(cfg.student, str(tmp_path))
         msgs = conversation(trace, cfg.train, cfg.student)
         expected = LLAMA_FACTORY[cfg.student.chat_template].format(bos=tok.bos_token, eos=tok.eos_token,
                                                                    q=PROBLEMS[1], a=trace.reasoning)
@@ -120,5 +120,5 @@ def test_teacher_errors_are_counted_in_train_stats(tmp_path, tiny_llama_dir):
     info = release(tmp_path)
     cfg = _cfg("data=kf_svamp", f"data.dataset_info={info}", "data.heldout=0", "teacher=gpt4o", "cot.granularity=2",
                "train.target=as_is")
-    data = build_sft_data(cfg, load_tokenizer(cfg.student, str(tiny_llama_dir)))
+    data = build_sft_data(cfg, load_student_tokenizer(cfg.student, str(tiny_llama_dir)))
     assert data.stats["n_kept"] == 6 and data.stats["source"]["n_answer_mismatch"] == 1  # "The answer is 99" vs 15

@@ -196,7 +196,7 @@ def test_every_documented_sweep_line_selects_released_entries_for_every_job(shar
     """The `dlcot sweep` lines in recipes/key_factors/*.yaml: every job names known students and its (teacher,
     format, level) maps to an entry of the release that exists on disk."""
     from dlcot.config import CONF_DIR, RECIPES_DIR
-    from dlcot.sweep import expand
+    from dlcot.orchestrate.sweep import expand
 
     info = shared_data / "keyfactors" / "dataset_info.json"
     if not info.is_file():
@@ -223,7 +223,7 @@ def test_every_documented_sweep_line_selects_released_entries_for_every_job(shar
 
 
 def test_heldout_benchmark_is_read_through_the_data_group(tmp_path):
-    from dlcot.eval.benchmarks import load_benchmark
+    from dlcot.data.benchmarks import load_benchmark
 
     info = release(tmp_path)
     cfg = _cfg(info)

@@ -39,6 +39,10 @@ def _kids(tree: Tree, node: Node) -> list[Node]:
     return [tree.nodes[c] for c in node.children]
 
 
+def _answers(tree: Tree) -> list[Node]:
+    return [n for n in tree.nodes if n.kind == ANSWER]
+
+
 def test_uct_is_the_official_formula_with_unvisited_first_and_a_random_tie_break():
     tree = Tree("p", "q", "1")
     a, b, c = (tree.add(tree.root, "thinking", x, 1) for x in "abc")
@@ -86,7 +90,7 @@ def test_the_default_search_is_the_official_one(tmp_path):
                 assert node.writer == (1 if node.kind in ("double_check", REFLECTION, "thinking_from_scratch")
                                        else 0)
         reflections = [n for n in tree.nodes if n.kind == REFLECTION]
-        wrong = [a for a in tree.answers() if a.reward == 0.0]
+        wrong = [a for a in _answers(tree) if a.reward == 0.0]
         assert reflections and len(reflections) == tree.search["reflections"] >= len(wrong)
         for r in reflections:  # fixed text, under a double-check, never written by a model
             assert tree.nodes[r.parent].kind == "double_check" and r.tokens == 0
@@ -164,7 +168,7 @@ def test_probe_every_node_and_random_writers_keep_the_earlier_search(tmp_path):
             probes = [k for k in _kids(tree, node) if k.kind == ANSWER]
             if node.kind != ANSWER and node.tokens:  # every written thought node got one answer probe
                 assert len(probes) == 1 and probes[0].visits == 1
-        assert tree.search["rollouts"] == len(tree.answers()) == tree.root.visits
+        assert tree.search["rollouts"] == len(_answers(tree)) == tree.root.visits
         assert tree.search["stop_reason"] in ("budget", "solved")
     assert {n.writer for t in trees for n in t.nodes[1:]} == {0, 1}
 
@@ -180,7 +184,7 @@ def test_cut_answers_are_counted_not_kept_and_the_search_still_ends(tmp_path, ov
     oracle.engine.respond = lambda p, s: (" \\boxed{1} because " + "x " * 20) if p.rstrip().endswith(
         "The answer is:") else " ok"
     (tree,), _, _ = _search(cfg, problems, oracle)
-    assert tree.search["truncated_answers"] > 0 and not tree.answers() and tree.search["truncated"] == 0
+    assert tree.search["truncated_answers"] > 0 and not _answers(tree) and tree.search["truncated"] == 0
     assert tree.search["stop_reason"] == reason and tree.search["rollouts"] == 0
 
 
@@ -295,15 +299,17 @@ def test_a_rerun_counts_afresh_and_from_trees_extracts_again_without_searching(t
 def test_a_node_writer_continues_its_own_assistant_turn_in_its_chat_template(tmp_path, family):
     """The prompt is exactly the writer's chat template of (user: base prompt + problem, assistant: the path so
     far and the new node's head) with the assistant turn left open, for each family's template."""
+    from dlcot.data.synthetic import tokenizer_corpus
     from dlcot.engines.base import chat_with_template
-    from dlcot.testing import chat_template, synthetic_corpus, train_tiny_tokenizer
     from dlcot.tokens import load_tokenizer
+    from dlcot.train.models import template_text
+    from dlcot.train.tiny import train_tiny_tokenizer
 
     if family == "qwen2":
         tok = load_tokenizer("qwen2")
     else:
-        tok = train_tiny_tokenizer("llama", synthetic_corpus(20))
-        tok.chat_template = chat_template("llama3.jinja")
+        tok = train_tiny_tokenizer("llama", tokenizer_corpus(20))
+        tok.chat_template = template_text("llama3.jinja")
     cfg = _cfg(tmp_path, "mcts.stop.max_rollouts=2")
     problems = synthetic_problems(cfg.data, cfg.seed)[:1]
     oracle = Oracle(problems)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from dlcot.orchestrate.report_factors import collect, report, tables
 from dlcot.records import atomic_write_json
-from dlcot.report_factors import collect, report, tables
 
 
 def _run(root: Path, name: str, student: str, acc: float, *, teacher="gpt4o", fmt="cot", level=3,

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from dlcot.cli import main, run_command
+from dlcot.cli import main
+from dlcot.commands import run_command
 from dlcot.config import compose, prepare_run_dir
 from dlcot.errors import ConfigError, RecordError
 from dlcot.records import Problem, Trace, atomic_write_json, atomic_write_text, read_records
@@ -206,7 +207,7 @@ def test_segment_output_dir_slash_fails_before_reading_the_input(tmp_path):
 def test_sigterm_ends_a_command_like_ctrl_c_in_one_line(tmp_path, monkeypatch, capsys):
     import signal
 
-    from dlcot import cli
+    from dlcot import commands
 
     def busy(cfg):
         os.kill(os.getpid(), signal.SIGTERM)
@@ -217,7 +218,7 @@ def test_sigterm_ends_a_command_like_ctrl_c_in_one_line(tmp_path, monkeypatch, c
         raise AssertionError("dlcot installed no SIGTERM handler")
 
     previous = signal.signal(signal.SIGTERM, unhandled)  # not the default action: that would end pytest
-    monkeypatch.setattr(cli, "resolve_command", lambda name: busy)
+    monkeypatch.setattr(commands, "resolve_command", lambda name: busy)
     try:
         code = main(["generate", f"output={tmp_path}"])
     finally:
@@ -368,12 +369,12 @@ def test_segment_writes_its_counts(tmp_path):
 
 def test_a_pair_whose_thoughts_are_the_same_is_dropped_whatever_its_responses():
     from dlcot.records import Pair
-    from dlcot.train.pairs import pair_row
+    from dlcot.train.pairs import dpo_row
 
     cfg = compose("train", ["train=dpo"])
     pair = Pair(id="p", problem="q", chosen="same thought", rejected="same thought ", chosen_response="1",
                 rejected_response="2")
-    made = pair_row(pair, None, cfg.train, cfg.student)
+    made = dpo_row(pair, None, cfg.train, cfg.student)
     assert made.reason == "identical_pair"
 
 

@@ -38,7 +38,7 @@ def test_fill_keeps_latex_braces_reads_doubled_ones_and_names_unknown_fields():
 def test_teacher_prompt_reaches_the_engine(name, tmp_path, monkeypatch):
     """`dlcot generate teacher=NAME`: the template is filled with the problem, `\\boxed{}` arrives literally."""
     import dlcot.engines as engines
-    from dlcot.cli import run_command
+    from dlcot.commands import run_command
     from dlcot.engines.scripted import ScriptedEngine
 
     seen: list[str] = []
@@ -88,10 +88,10 @@ def test_student_template_renders_and_tokenizes(name, family_dirs):
     """Rendered by the training template, tokenized by the family's tokenizer: the trained span is exactly the
     answer plus one end-of-turn token (the eos generation stops on), `<think>` survives decoding, the generation
     prompt is a prefix of the trained text, and a BOS the template writes is the only one."""
-    from dlcot.train.models import load_tokenizer
+    from dlcot.train.models import load_student_tokenizer
 
     student = compose("train", [f"student={name}"]).student
-    tok = load_tokenizer(student, str(family_dirs[student.family]))
+    tok = load_student_tokenizer(student, str(family_dirs[student.family]))
     chat = [{"role": "system", "content": "Reason, then answer."}, {"role": "user", "content": "What is 2 + 2?"},
             {"role": "assistant", "content": THOUGHT}]
     enc = tok.apply_chat_template(chat, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
@@ -112,9 +112,9 @@ def test_student_template_renders_and_tokenizes(name, family_dirs):
 
 def test_llama3_template_is_the_3_1_layout(family_dirs):
     """Llama 3.1/3.2 were tuned with a system header carrying the knowledge cutoff and a date (Meta's template)."""
-    from dlcot.train.models import load_tokenizer
+    from dlcot.train.models import load_student_tokenizer
 
-    tok = load_tokenizer(compose("train", ["student=llama3_2_1b"]).student, str(family_dirs["llama"]))
+    tok = load_student_tokenizer(compose("train", ["student=llama3_2_1b"]).student, str(family_dirs["llama"]))
     text = tok.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True)
     assert text == ("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: "
                     "December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>"
@@ -122,9 +122,9 @@ def test_llama3_template_is_the_3_1_layout(family_dirs):
 
 
 def test_gemma2_merges_a_system_prompt_into_the_first_user_turn(family_dirs):
-    from dlcot.train.models import load_tokenizer
+    from dlcot.train.models import load_student_tokenizer
 
-    tok = load_tokenizer(compose("train", ["student=gemma2_2b"]).student, str(family_dirs["gemma"]))
+    tok = load_student_tokenizer(compose("train", ["student=gemma2_2b"]).student, str(family_dirs["gemma"]))
     text = tok.apply_chat_template([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
                                    tokenize=False, add_generation_prompt=True)
     assert text == "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n"
@@ -143,7 +143,7 @@ def test_student_context_bounds_train_max_length():
 # ----------------------------------------------------------------------------------------------- benchmarks
 @pytest.mark.parametrize("name", list_options("benchmark"))
 def test_benchmark_rows_become_prompts(name, shared_data):
-    from dlcot.eval.benchmarks import format_prompt, load_benchmark, resolve_path
+    from dlcot.data.benchmarks import format_prompt, load_benchmark, resolve_path
 
     overrides = [f"benchmark={name}", "data.n_problems=4", "data.heldout=3"]
     if compose("eval", [f"benchmark={name}"]).eval.benchmark.kind == "heldout":
@@ -184,8 +184,8 @@ def test_train_option_builds_trl_config(name, tmp_path):
 @pytest.mark.parametrize("name", list_options("recipes"))
 def test_recipe_stages_compose_with_their_overrides(name, tmp_path, monkeypatch):
     """What `dlcot run recipe=NAME` composes for each stage, checked on the code each command starts with."""
-    from dlcot.chain import stage_overrides
-    from dlcot.eval.benchmarks import format_prompt
+    from dlcot.data.benchmarks import format_prompt
+    from dlcot.orchestrate.chain import stage_overrides
     from dlcot.records import Problem
 
     monkeypatch.setenv("DLCOT_SHARED_DATA", str(tmp_path / "shared"))

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from dlcot.errors import ConfigError
-from dlcot.sweep import expand, job_name, sweep_dir
+from dlcot.orchestrate.sweep import expand, job_name, sweep_dir
 
 
 def test_grid_is_the_cartesian_product_in_command_line_order():

@@ -5,6 +5,8 @@ invariants here are the format's contract, checked over hundreds of traces and a
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -15,16 +17,9 @@ from functools import cache
 
 import pytest
 
-from dlcot.data import synthetic_text as T
-from dlcot.data.synthetic import (
-    EASY_PROBLEMS,
-    Problem,
-    SyntheticTrace,
-    TeacherStyle,
-    generate_problems,
-    synthetic_traces,
-    teach,
-)
+from dlcot.data import synthetic_text as phrases
+from dlcot.data.synthetic import SyntheticTrace, TeacherStyle, synthetic_traces, teach
+from dlcot.data.synthetic_problems import EASY_PROBLEMS, SyntheticProblem, generate_problems
 
 KINDS = {"restatement", "understanding", "approach", "verification", "conclusion"}
 OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b}
@@ -100,8 +95,8 @@ def assert_valid_segmentation(trace: SyntheticTrace) -> None:
         assert {p["outcome"] for p in pieces} == {expected}
     # first stated candidate answer
     first = next(s for s in spans if s["kind"] == "approach" and s["answer"] is not None)
-    fae = seg["first_answer_end"]
-    assert first["start"] < fae <= first["end"] and text[:fae].endswith(first["answer"])
+    answer_end = seg["first_answer_end"]
+    assert first["start"] < answer_end <= first["end"] and text[:answer_end].endswith(first["answer"])
     assert not any(s["answer"] for s in spans if s["end"] <= first["start"])
     # conclusion, final answer, response
     conclusion = seg_text(trace, spans[-1])
@@ -126,12 +121,25 @@ def test_problem_i_does_not_depend_on_n() -> None:
     assert long[:20] == [t.to_trace_record() for t in synthetic_traces(20, 3)]
 
 
+@pytest.mark.parametrize("knobs, seed, digest", [
+    ({}, 0, "ec8c88226ac6e96f50faff25ef631d82926c4658afcdd11dbc9ff746a679d5e2"),
+    (EASY_PROBLEMS, 7, "852f585c70ab0273dc9fdd61c011a393880e29678a196d9a9fce56e28bcdfd9b"),
+    ({"min_steps": 3, "max_steps": 6, "max_operand": 12}, 0,
+     "782b31dc6ef63cbb00a3ff48efb1b53f9045964a53db73a075b9b54ec78724a4"),
+])
+def test_the_problems_stay_the_same_data(knobs: dict, seed: int, digest: str) -> None:
+    """The generator's output is data other runs depend on (shared-stage hashes, recorded demo results): a change
+    of RNG draws or wording must be deliberate. Digests recorded before `_make_problem` was split into steps."""
+    problems = [dataclasses.asdict(p) for p in generate_problems(300, seed, **knobs)]
+    assert hashlib.sha256(json.dumps(problems, sort_keys=True).encode()).hexdigest() == digest
+
+
 @pytest.mark.parametrize("knobs", [{}, EASY_PROBLEMS, {"min_steps": 3, "max_steps": 6, "max_operand": 100}])
 def test_gold_answer_is_the_true_result_of_the_steps(knobs: dict) -> None:
     lo, hi = knobs.get("min_steps", 2), knobs.get("max_steps", 4)
     top = knobs.get("max_operand", 50)
     for p in generate_problems(300, 1, **knobs):
-        assert isinstance(p, Problem) and lo <= p.difficulty == len(p.steps) <= hi
+        assert isinstance(p, SyntheticProblem) and lo <= p.difficulty == len(p.steps) <= hi
         numbers_in_text = {int(x) for x in re.findall(r"\d+", p.problem)}
         assert all(0 < x <= top for x in numbers_in_text), p.problem
         running = None
@@ -268,7 +276,7 @@ def test_interrupted_approach_keeps_its_number() -> None:
 
 
 def test_segments_read_sensibly() -> None:
-    openings = T.AFTER_WRONG + T.SWITCH + T.RESTART + T.AFTER_ABANDON + T.REDUNDANT
+    openings = phrases.AFTER_WRONG + phrases.SWITCH + phrases.RESTART + phrases.AFTER_ABANDON + phrases.REDUNDANT
     starts = tuple(o.split("{")[0] for o in openings)
     problems = {p.id: p for p in generate_problems(300, 11)}
     for trace in default_traces():

@@ -7,18 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from real_models import real_qwen2_tokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils.chat_template_utils import render_jinja_template
 
-from dlcot.testing import (
-    DEFAULT_CORPUS,
-    FAMILIES,
-    THINK_TOKENS,
-    build_tiny_model,
-    chat_template,
-    real_qwen2_tokenizer,
-    train_tiny_tokenizer,
-)
+from dlcot.train.models import template_text
+from dlcot.train.tiny import DEFAULT_CORPUS, FAMILIES, THINK_TOKENS, build_tiny_model, train_tiny_tokenizer
 
 # TRL's copies of the models' own templates (found without importing trl, which takes seconds).
 TRL_TEMPLATES = Path(next(iter(importlib.util.find_spec("trl").submodule_search_locations))) / "chat_templates"
@@ -129,13 +123,13 @@ def test_templates_render_like_upstream(ours: str, upstream: str | None, eos: st
     """Same text as the model's own template (so training and serving prompts agree), generation = content + eos."""
     chat = CHAT + [{"role": "user", "content": "Again?"}, {"role": "assistant", "content": "<think>\nb\n</think>\n\n5"}]
     kw = {"bos_token": "<bos>", "add_generation_prompt": False}
-    (text,), (spans,) = render_jinja_template([chat], chat_template=chat_template(ours),
+    (text,), (spans,) = render_jinja_template([chat], chat_template=template_text(ours),
                                               return_assistant_tokens_mask=True, **kw)
     assert [text[a:b] for a, b in spans] == [ANSWER + eos, "<think>\nb\n</think>\n\n5" + eos]
     if upstream is not None:
         (ref,), _ = render_jinja_template([chat], chat_template=(TRL_TEMPLATES / upstream).read_text(), **kw)
         assert text == ref
-    (gen,), _ = render_jinja_template([chat[:1]], chat_template=chat_template(ours), bos_token="<bos>",
+    (gen,), _ = render_jinja_template([chat[:1]], chat_template=template_text(ours), bos_token="<bos>",
                                       add_generation_prompt=True)
     assert text.startswith(gen)
 
@@ -153,3 +147,18 @@ def test_real_qwen2_tokenizer_renders_and_builds(tmp_path: Path) -> None:
     assert AutoModelForCausalLM.from_pretrained(d).config.vocab_size == len(tok)
     with pytest.raises(ValueError, match="lacks this family's tokens"):
         build_tiny_model("llama", tmp_path / "bad", tokenizer=tok)
+
+
+def test_a_tiny_student_with_the_synthetic_corpus_is_built_through_the_model_code(tmp_path: Path) -> None:
+    """`student.tiny.corpus: synthetic` (the demo students) is resolved by `train.models.tiny_model_dir`, not by
+    the builder: the tokenizer it trains spends fewer tokens on a synthetic trace than the default corpus's."""
+    from dlcot.data.synthetic import synthetic_traces
+    from dlcot.train.models import tiny_model_dir
+
+    shape = {"vocab_size": 512, "hidden_size": 32, "num_layers": 1, "intermediate_size": 64}
+    demo = AutoTokenizer.from_pretrained(tiny_model_dir("qwen", tmp_path, corpus="synthetic", **shape))
+    plain = AutoTokenizer.from_pretrained(tiny_model_dir("qwen", tmp_path, **shape))
+    trace = next(synthetic_traces(1, 5))  # seed 5: not among the corpus's (seed 0) traces
+    assert len(demo(trace.reasoning).input_ids) < 0.7 * len(plain(trace.reasoning).input_ids)
+    with pytest.raises(ValueError, match="list of texts"):
+        build_tiny_model("qwen", tmp_path / "bad", corpus="synthetic")

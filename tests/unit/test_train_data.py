@@ -12,7 +12,7 @@ from dlcot.config import compose
 from dlcot.errors import ConfigError, ModelError, RecordError
 from dlcot.records import Trace
 from dlcot.train.data import build_sft_data, conversation, render
-from dlcot.train.models import load_tokenizer
+from dlcot.train.models import load_student_tokenizer
 
 
 def _cfg(student: str, *overrides: str):
@@ -35,8 +35,8 @@ def _tokenizers(tiny_llama_dir: Path):
     under the qwen2_5_1_5b student config, and the tiny Llama's under tiny_llama."""
     from dlcot.tokens import qwen2_tokenizer_dir
 
-    qwen = load_tokenizer(_cfg("qwen2_5_1_5b").student, str(qwen2_tokenizer_dir()))
-    llama = load_tokenizer(_cfg("tiny_llama").student, str(tiny_llama_dir))
+    qwen = load_student_tokenizer(_cfg("qwen2_5_1_5b").student, str(qwen2_tokenizer_dir()))
+    llama = load_student_tokenizer(_cfg("tiny_llama").student, str(tiny_llama_dir))
     return [("qwen", "qwen2_5_1_5b", qwen), ("llama", "tiny_llama", llama)]
 
 
@@ -71,7 +71,7 @@ def test_trl_labels_equal_our_assistant_mask(tiny_qwen_dir, tiny_llama_dir, tmp_
     rows = traces(3)
     for student, path in (("tiny_qwen2", tiny_qwen_dir), ("tiny_llama", tiny_llama_dir)):
         cfg = _cfg(student)
-        tok = load_tokenizer(cfg.student, str(path))
+        tok = load_student_tokenizer(cfg.student, str(path))
         msgs = [conversation(Trace(**r), cfg.train, cfg.student) for r in rows]
         args = SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, activation_checkpointing=False,
                          assistant_only_loss=True, max_length=None, report_to=[])
@@ -87,7 +87,7 @@ def test_trl_labels_equal_our_assistant_mask(tiny_qwen_dir, tiny_llama_dir, tmp_
 
 def test_length_policy_drop_truncate_error(tmp_path, tiny_qwen_dir):
     data = write_traces(tmp_path / "t.jsonl", traces(6))
-    tok = load_tokenizer(_cfg("tiny_qwen2").student, str(tiny_qwen_dir))
+    tok = load_student_tokenizer(_cfg("tiny_qwen2").student, str(tiny_qwen_dir))
     lengths = [len(render(tok, conversation(Trace(**r), _cfg("tiny_qwen2").train, _cfg("tiny_qwen2").student))[0])
                for r in traces(6)]
     cut = sorted(lengths)[3]  # 2 examples are longer than this (ties aside)
@@ -107,7 +107,7 @@ def test_length_policy_drop_truncate_error(tmp_path, tiny_qwen_dir):
 
 
 def test_empty_dataset_after_filtering_and_empty_assistant_are_clear_errors(tmp_path, tiny_qwen_dir):
-    tok = load_tokenizer(_cfg("tiny_qwen2").student, str(tiny_qwen_dir))
+    tok = load_student_tokenizer(_cfg("tiny_qwen2").student, str(tiny_qwen_dir))
     data = write_traces(tmp_path / "t.jsonl", traces(3))
     with pytest.raises(RecordError, match="no usable SFT examples.*too_long"):
         build_sft_data(_cfg("tiny_qwen2", f"train.data={data}", "train.max_length=8"), tok)
@@ -122,7 +122,7 @@ def test_empty_dataset_after_filtering_and_empty_assistant_are_clear_errors(tmp_
 
 
 def test_missing_response_policy(tmp_path, tiny_qwen_dir):
-    tok = load_tokenizer(_cfg("tiny_qwen2").student, str(tiny_qwen_dir))
+    tok = load_student_tokenizer(_cfg("tiny_qwen2").student, str(tiny_qwen_dir))
     rows = [{**r, "response": None} for r in traces(2)]
     data = write_traces(tmp_path / "t.jsonl", [{k: v for k, v in r.items() if v is not None} for r in rows])
     boxed = build_sft_data(_cfg("tiny_qwen2", f"train.data={data}", "train.missing_response=boxed_gold"), tok)
@@ -147,14 +147,14 @@ def test_tokenizer_without_chat_template_is_a_model_error(tiny_qwen_dir):
         (bare / "tokenizer_config.json").write_text(json.dumps(cfg))
         tok_dir = bare
     with pytest.raises(ModelError, match="no chat template"):
-        load_tokenizer(student, str(tok_dir))
+        load_student_tokenizer(student, str(tok_dir))
 
 
 def test_template_without_eos_in_the_trained_span_is_caught(tmp_path, tiny_qwen_dir):
     """A template that leaves <|im_end|> outside {% generation %} trains a student that never stops."""
     from dlcot.train.data import check_turn_end
 
-    tok = load_tokenizer(_cfg("tiny_qwen2").student, str(tiny_qwen_dir))
+    tok = load_student_tokenizer(_cfg("tiny_qwen2").student, str(tiny_qwen_dir))
     tok.chat_template = tok.chat_template.replace("{{- message.content + '<|im_end|>' }}",
                                                   "{{- message.content }}").replace(
         "{%- endgeneration %}\n        {{- '\\n' }}", "{%- endgeneration %}\n        {{- '<|im_end|>\\n' }}")
@@ -167,7 +167,7 @@ def test_template_without_eos_in_the_trained_span_is_caught(tmp_path, tiny_qwen_
 def test_unknown_student_and_missing_data_are_config_errors():
     with pytest.raises(ConfigError, match="student"):
         compose("train", ["student=no_such_student"])
-    from dlcot.cli import run_command
+    from dlcot.commands import run_command
 
     with pytest.raises(ConfigError, match="train.data"):
         run_command("train", ["student=tiny_qwen2", "train=sft_cpu_tiny", "output=/nonexistent/never"])
@@ -175,7 +175,7 @@ def test_unknown_student_and_missing_data_are_config_errors():
 
 def test_enhanced_rows_train_on_the_enhanced_thought(tmp_path, tiny_qwen_dir):
     """Rows of `dlcot enhance`'s enhanced.jsonl carry the simplified thought in `enhanced`; auto picks it."""
-    tok = load_tokenizer(_cfg("tiny_qwen2").student, str(tiny_qwen_dir))
+    tok = load_student_tokenizer(_cfg("tiny_qwen2").student, str(tiny_qwen_dir))
     rows = traces(2)
     enhanced = [{**rows[0], "enhanced": "Short: 1 + 1 = 2.", "lineage": {}}, rows[1]]
     data = write_traces(tmp_path / "enhanced.jsonl", enhanced)
@@ -206,7 +206,7 @@ def test_train_counts_come_from_the_shared_input_counter(tmp_path, tiny_qwen_dir
     path = tmp_path / "t.jsonl"
     path.write_text("\n".join([json.dumps(good[0]), "{not json", json.dumps({"id": "x", "problem": "p"}),
                                json.dumps(good[1]), json.dumps({**good[2], "id": good[0]["id"]})]) + "\n")
-    tok = load_tokenizer(_cfg("tiny_qwen2").student, str(tiny_qwen_dir))
+    tok = load_student_tokenizer(_cfg("tiny_qwen2").student, str(tiny_qwen_dir))
     built = build_sft_data(_cfg("tiny_qwen2", f"train.data={path}"), tok)
     assert [c.n for c in counters] == [5] and built.stats["n_input"] == 5
     assert built.stats["n_kept"] == 2 and built.stats["n_rejected"] == 3

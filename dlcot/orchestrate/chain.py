@@ -27,6 +27,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from dlcot import procs, rundir
+from dlcot.commands import run_command
 from dlcot.config import SHARED_READS, compose, config_hash, is_rank0, prepare_run_dir, reads_hash
 from dlcot.errors import ConfigError
 from dlcot.records import atomic_write_json
@@ -89,8 +90,6 @@ def _launch(stage: DictConfig, overrides: list[str]) -> None:
 
 def _run_stage(stage: DictConfig, out: Path, overrides: list[str], digest: str) -> float:
     """Run one stage unless its `.done.json` holds `digest`; returns its seconds (0 when skipped)."""
-    from dlcot.cli import run_command
-
     done = out / DONE
     if done.exists() and json.loads(done.read_text()).get("config_hash") == digest:
         log.info("stage %s: done already (%s), skipping", stage.name, out)

@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from dlcot.errors import ConfigError, RecordError
+from dlcot.orchestrate.report_factors import report as key_factors_report
 from dlcot.records import atomic_write_text
 
 COLUMNS = ("run", "student", "family", "teacher_family", "homologous", "data", "train_tokens", "benchmark", "n",
@@ -146,8 +147,6 @@ def run(cfg: DictConfig) -> Path:
     writer.writerows(rows)
     atomic_write_text(out / "report.csv", buf.getvalue())
     _plot(rows, out / "accuracy_vs_tokens.png")
-    from dlcot.report_factors import report as key_factors_report
-
     factors = key_factors_report(runs)  # the key-factors paper's table (students x level/format/teacher), if any
     if factors:
         atomic_write_text(out / "key_factors.md", factors)

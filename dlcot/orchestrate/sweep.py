@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dlcot import procs
+from dlcot.commands import run_command
 from dlcot.errors import ConfigError, DlcotError
 from dlcot.records import atomic_write_json
 from dlcot.rundir import check_output
@@ -151,8 +152,6 @@ def _record(root: Path, base: list[str], jobs: list[Job], job: Job, *, status: s
 
 
 def _report(root: Path) -> Path:
-    from dlcot.cli import run_command
-
     if not any(root.rglob("metrics.json")):
         log.info("no job wrote metrics.json (no eval stage): no sweep report")
         return root
