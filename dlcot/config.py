@@ -104,9 +104,6 @@ def compose(command: str, overrides: list[str] | tuple[str, ...] = ()) -> DictCo
         raise ConfigError(f"invalid config for `dlcot {command}`: {_explain(err)}") from err
     assert isinstance(root, RootConfig)
     root.validate()
-    from dlcot.mcts.settings import check_settings  # the rules that need the node kinds (transfer matrix, tags)
-
-    check_settings(cfg.mcts)
     cfg.overrides = user_overrides
     return cfg
 

@@ -10,6 +10,7 @@ on every composed config. Each stage reads only its own group; how they are comp
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, ClassVar
@@ -362,6 +363,54 @@ class MctsPairsConfig(Section):
     max: int = 4  # pairs per problem
 
 
+class NodeKind(Choice):
+    """Marco-o1 v2's thought-node kinds (dlcot.mcts.tree); `answer` is terminal, rewarded by the verifier."""
+    sub_task, thinking, hypothesis, double_check, reflection, thinking_from_scratch, answer = (
+        "sub_task", "thinking", "hypothesis", "double_check", "reflection", "thinking_from_scratch", "answer")
+
+
+TRANSFER_ROOT = "root"  # the transfer matrix's row for the problem itself
+
+
+def check_transfer(transfer: Mapping[str, Mapping[str, int]], key: str, answers_planned: bool = True) -> None:
+    """Known kinds, counts >= 0, the root can start a path, and (when answers are planned nodes) every kind the
+    root or a reflection can reach can also reach an answer, so a rollout always ends."""
+    kinds, root, answer = NodeKind.options(), TRANSFER_ROOT, NodeKind.answer.value
+    for src, dsts in transfer.items():
+        if src not in (*kinds, root) or src == answer:
+            raise ConfigError(f"{key}.{src}: not a node kind that has successors ({root}, "
+                              f"{', '.join(k for k in kinds if k != answer)})")
+        if not isinstance(dsts, Mapping):
+            raise ConfigError(f"{key}.{src}: a mapping kind → count, e.g. {{thinking: 2}}; got {dsts!r}")
+        for dst, count in dsts.items():
+            if dst not in kinds:
+                raise ConfigError(f"{key}.{src}.{dst}: unknown node kind ({', '.join(kinds)})")
+            if not isinstance(count, int) or count < 0:
+                raise ConfigError(f"{key}.{src}.{dst}={count!r}: a count of children >= 0")
+    if not any(transfer.get(root, {}).values()):
+        raise ConfigError(f"{key}.{root}: no children; the root must start at least one path")
+    if not answers_planned:
+        return
+    todo = [k for k in (root, NodeKind.reflection.value) if k in transfer]  # error backtracking adds reflections
+    reach = set(todo)
+    while todo:
+        for dst, count in transfer.get(todo.pop(), {}).items():
+            if count and dst not in reach:
+                reach.add(dst)
+                todo.append(dst)
+    ends = {answer}
+    grew = True
+    while grew:
+        grew = False
+        for src, dsts in transfer.items():
+            if src not in ends and any(c and d in ends for d, c in dsts.items()):
+                ends.add(src)
+                grew = True
+    stuck = sorted(reach - ends)
+    if stuck:
+        raise ConfigError(f"{key}: from {stuck} no path reaches an answer node, so a rollout could not end")
+
+
 class MctsReward(Choice):
     answer_nodes, probe_every_node = "answer_nodes", "probe_every_node"
 
@@ -394,7 +443,7 @@ class MctsConfig(Section):
     writer_mode: WriterMode = WriterMode.roles  # roles (kind → writer, official) | random
     roles: dict[str, int] = field(default_factory=dict)
     reflection: Reflection = Reflection.fixed  # fixed (official) | generated | generated_with_answer | none
-    backtrack_under: str = "double_check"
+    backtrack_under: NodeKind = NodeKind.double_check  # where a reflection goes after a wrong answer
     reflection_told: str = ""
     base_prompt: str = "{problem}"
     tags: dict[str, str] = field(default_factory=dict)
@@ -405,9 +454,17 @@ class MctsConfig(Section):
     from_trees: str = ""  # an earlier `dlcot mcts` run's directory: extract from its trees, no search
 
     def validate(self, key: str) -> None:
-        """Ranges and orders here; what needs the node kinds (transfer matrix, tags, roles, backtrack_under) is
-        `dlcot.mcts.settings.check_settings`, which `dlcot.config.compose` runs too."""
+        """Ranges, orders, the transfer matrix, and node kinds as the keys of tags / phrases / roles."""
         super().validate(key)
+        check_transfer(self.transfer, f"{key}.transfer", answers_planned=self.reward == MctsReward.answer_nodes)
+        kinds = NodeKind.options()
+        for group in ("tags", "phrases", "roles"):
+            unknown = [k for k in getattr(self, group) if k not in kinds]
+            if unknown:
+                raise ConfigError(f"{key}.{group}: {unknown} are not node kinds ({', '.join(kinds)})")
+        missing = [k for k in kinds if not self.tags.get(k)]
+        if missing:
+            raise ConfigError(f"{key}.tags: no tag for {missing}; every kind's text is wrapped in <tag>...</tag>")
         check(0 <= self.length_quantile <= 1, f"{key}.length_quantile", self.length_quantile,
               "0 (shortest correct path) .. 1 (longest)")
         bad_roles = {k: w for k, w in self.roles.items() if w < 0}

@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig, engines: Sequence[Engine] | None = None) -> Path:
     """Search every problem of `input=` (or the data group); `engines` (one per node writer) replace the
     configured ones (tests)."""
-    m = cfg.mcts  # its settings were checked at composition (dlcot.schema.MctsConfig, dlcot.mcts.settings)
+    m = cfg.mcts  # its settings were checked at composition (dlcot.schema.MctsConfig.validate)
     if engines is None and cfg.engine.name == "openai" and cfg.engine.get("endpoint") == "chat":
         raise ConfigError("dlcot mcts with engine=openai: set engine.endpoint=completions; a node is written by "
                           "continuing the assistant turn, which a chat endpoint cannot do")

@@ -21,48 +21,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from dlcot.errors import ConfigError
+from dlcot.schema import TRANSFER_ROOT, NodeKind
 
-KINDS = ("sub_task", "thinking", "hypothesis", "double_check", "reflection", "thinking_from_scratch", "answer")
-ROOT, ANSWER, REFLECTION = "root", "answer", "reflection"
-
-
-def check_transfer(transfer: Mapping[str, Mapping[str, int]], answers_planned: bool = True) -> None:
-    """Known kinds, counts >= 0, the root can start a path, and (when answers are planned nodes) every kind the
-    root or a reflection can reach can also reach an answer, so a rollout always ends."""
-    for src, dsts in transfer.items():
-        if src not in (*KINDS, ROOT) or src == ANSWER:
-            raise ConfigError(f"mcts.transfer.{src}: not a node kind that has successors ({ROOT}, "
-                              f"{', '.join(k for k in KINDS if k != ANSWER)})")
-        if not isinstance(dsts, Mapping):
-            raise ConfigError(f"mcts.transfer.{src}: a mapping kind → count, e.g. {{thinking: 2}}; got {dsts!r}")
-        for dst, count in dsts.items():
-            if dst not in KINDS:
-                raise ConfigError(f"mcts.transfer.{src}.{dst}: unknown node kind ({', '.join(KINDS)})")
-            if not isinstance(count, int) or count < 0:
-                raise ConfigError(f"mcts.transfer.{src}.{dst}={count!r}: a count of children >= 0")
-    if not any(transfer.get(ROOT, {}).values()):
-        raise ConfigError(f"mcts.transfer.{ROOT}: no children; the root must start at least one path")
-    if not answers_planned:
-        return
-    todo = [k for k in (ROOT, REFLECTION) if k in transfer]  # a reflection is added by error backtracking
-    reach = set(todo)
-    while todo:
-        for dst, count in transfer.get(todo.pop(), {}).items():
-            if count and dst not in reach:
-                reach.add(dst)
-                todo.append(dst)
-    ends = {ANSWER}
-    grew = True
-    while grew:
-        grew = False
-        for src, dsts in transfer.items():
-            if src not in ends and any(c and d in ends for d, c in dsts.items()):
-                ends.add(src)
-                grew = True
-    stuck = sorted(reach - ends)
-    if stuck:
-        raise ConfigError(f"mcts.transfer: from {stuck} no path reaches an answer node, so a rollout could not end")
+KINDS = NodeKind.options()  # the transfer matrix is checked with the rest of the mcts section (dlcot.schema)
+ROOT, ANSWER, REFLECTION = TRANSFER_ROOT, NodeKind.answer.value, NodeKind.reflection.value
 
 
 @dataclass

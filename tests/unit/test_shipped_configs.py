@@ -200,7 +200,7 @@ def test_recipe_stages_compose_with_their_overrides(name, tmp_path, monkeypatch)
             _build_train(sub, out)
         elif stage.command == "generate" and sub.teacher.model:
             assert "What" in fill(sub.teacher.prompt_template, "teacher.prompt_template", problem="What?")
-        elif stage.command == "mcts":  # compose checked the mcts settings (schema, dlcot.mcts.settings)
+        elif stage.command == "mcts":  # compose checked the mcts section (MctsConfig.validate)
             assert "What?" in sub.mcts.base_prompt.replace("{problem}", "What?")
         elif stage.command == "eval":
             assert "Q?" in format_prompt(sub.eval.benchmark.prompt_template, Problem("1", "Q?", "1"))
