@@ -7,9 +7,9 @@ import pytest
 
 from dlcot.data.synthetic import synthetic_traces
 from dlcot.enhance.cues import split_units, stated_value
-from dlcot.enhance.metrics import score
 from dlcot.enhance.segment import KINDS, segment
 from dlcot.records import Segmentation
+from tests.benchmarks.segmentation_metrics import score
 from tests.unit.test_enhance_simplify import SEGS, TEXT
 
 
