@@ -327,10 +327,9 @@ class Unit:
     @cached_property
     def mathy(self) -> bool:
         """Does the unit compute something (display math, or equations with numbers)?"""
-        if self.has_display_math:
+        if self.has_display_math or self.n_equals >= 2:
             return True
-        digits = sum(ch.isdigit() for ch in self.text)
-        return self.n_equals >= 2 or (self.n_equals >= 1 and digits >= 2)
+        return self.n_equals >= 1 and sum(map(str.isdigit, self.text)) >= 2
 
     @cached_property
     def sentences(self) -> list[tuple[int, int]]:

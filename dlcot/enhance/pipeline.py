@@ -116,6 +116,11 @@ class _Worker:
         """Start offset of every token of each text (no special tokens)."""
         if self.tokenizer is None:
             return [[m.start() for m in _WS_TOKEN.finditer(t)] for t in texts]
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if (backend is not None and backend.truncation is None and backend.padding is None
+                and backend.encode_special_tokens == bool(getattr(self.tokenizer, "split_special_tokens", False))):
+            # the fast tokenizer's own batch encoder, as `tokenizer(...)` calls it, without building a BatchEncoding
+            return [[a for a, _ in e.offsets] for e in backend.encode_batch(texts, add_special_tokens=False)]
         enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
         return [[a for a, _ in offs] for offs in enc["offset_mapping"]]
 
