@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from dlcot.answers import THOUGHT_ENDS
 from dlcot.enhance import cues
 from dlcot.records import Segment, Segmentation
 
@@ -158,9 +159,9 @@ class _Trace:
         self.gold = cues.canon(gold)
 
     # ---- macro structure
-    def conclusion_start(self, lo: int) -> int:
-        """Index of the first conclusion unit (len(units) when there is none)."""
-        i = len(self.units)
+    def conclusion_start(self, lo: int, hi: int) -> int:
+        """Index of the first unit of the trailing run of closers of units[lo:hi] (hi when there is none)."""
+        i = hi
         while i > lo:
             u = self.units[i - 1]
             body = u.body
@@ -176,7 +177,7 @@ class _Trace:
                 i -= 1
                 continue
             break
-        return i if i < len(self.units) and i > lo else len(self.units)
+        return i if i < hi and i > lo else hi
 
     def work_start(self, lo: int, hi: int) -> int:
         """First unit of exploration: the first unit after the restatement that does work.
@@ -325,15 +326,26 @@ def _layout(tr: _Trace) -> _Layout:
 
 def _conclusion_unit(tr: _Trace) -> int:
     """The first conclusion unit: the trailing run of closers, moved back to the paragraph the trace's final
-    answer is read from when that lies within the last CONCLUSION_MAX_UNITS paragraphs."""
+    answer is read from when that lies within the last CONCLUSION_MAX_UNITS paragraphs. A solution written out
+    after the thought closes (R1-style `...</think>` then a clean write-up) is all conclusion: the run of closers
+    is then looked for where the thought ends."""
     n = len(tr.units)
-    conclusion = tr.conclusion_start(RESTATEMENT_END + 1)
+    conclusion = tr.conclusion_start(RESTATEMENT_END + 1, _thought_end(tr))
     _, stated_at = cues.final_statement(tr.text)
     if stated_at is not None:
         unit = bisect.bisect_right([u.start for u in tr.units], stated_at) - 1
         if RESTATEMENT_END + 1 < unit < conclusion and n - unit <= CONCLUSION_MAX_UNITS:
             conclusion = unit
     return conclusion
+
+
+def _thought_end(tr: _Trace) -> int:
+    """1 + the index of the unit where the thought closes, when a written solution follows it; else len(units)."""
+    close = max(tr.text.rfind(tag) for tag in THOUGHT_ENDS)
+    if close < 0 or not tr.text[close:].split(">", 1)[1].strip():
+        return len(tr.units)
+    end = bisect.bisect_right([u.start for u in tr.units], close)
+    return end if end > RESTATEMENT_END + 1 else len(tr.units)
 
 
 def _add_exploration(tr: _Trace, layout: _Layout, segs: _Segments) -> None:

@@ -132,3 +132,25 @@ def test_gold_dev_targets(shared_data):
     assert rep.kind_agreement >= 0.80
     assert rep.start_f1 >= 0.70
     assert rep.first_answer_accuracy >= 0.80
+
+
+def test_a_solution_written_after_the_thought_is_conclusion():
+    """R1-style traces close the thought and then write the solution out cleanly: that write-up restates steps
+    ("Alternatively", checks, equations) but is conclusion, never verification or a new approach."""
+    thought = ("We need 7 * 8 + 1.\n\n"
+               "Let me compute: 7 * 8 = 56, so 56 + 1 = 57.\n\n"
+               "Wait, let me double-check: 56 + 1 = 57. Yes.\n\n"
+               "So the answer is \\boxed{57}.\n</think>\n\n")
+    written = ("To solve this, multiply first:\n\n"
+               "Alternatively, one could add 7 eight times: 7 + 7 + 7 + 7 + 7 + 7 + 7 + 7 = 56, then 56 + 1 = 57.\n\n"
+               "Let me verify: 57 - 1 = 56 = 7 * 8.\n\n"
+               "**Final Answer**\n\\boxed{57}")
+    text = thought + written
+    seg = segment(text, "57")
+    check_contract(seg, text)
+    conclusion = seg.segments[-1]
+    assert conclusion.kind == "conclusion" and conclusion.start <= text.index("So the answer is")
+    assert not [s.kind for s in seg.segments if s.start >= len(thought)]  # the write-up lies inside it
+    # without the tag the same text reads as more thought: the checks run on and only the last lines conclude
+    untagged = segment(text.replace("\n</think>", ""), "57")
+    assert untagged.segments[-1].start > len(thought) and untagged.segments[-2].kind == "verification"
