@@ -274,6 +274,7 @@ class _Layout:
     """The macro structure of a trace, in unit indices: understanding is units[1:work], exploration
     units[work:first_answer_unit + 1], verification up to `conclusion`, the conclusion from there to the end."""
 
+    restatement_end: int
     work: int
     conclusion: int  # len(units) when the trace has no conclusion
     first_answer: Statement | None
@@ -281,7 +282,7 @@ class _Layout:
     targets: frozenset[str]  # canonical gold and final answer: values that make a statement final-like
 
 
-RESTATEMENT_END = 1  # the restatement is the first unit
+RESTATEMENT_END = 1  # the restatement is the first unit, and any that only quote the problem (_restatement_end)
 
 
 def segment(text: str, gold: str | None = None, trace_id: str = "") -> Segmentation:
@@ -291,9 +292,9 @@ def segment(text: str, gold: str | None = None, trace_id: str = "") -> Segmentat
         return _whole_text(tr, trace_id)
     layout = _layout(tr)
     segs = _Segments(tr)
-    segs.add("restatement", 0, RESTATEMENT_END)
-    if layout.work > RESTATEMENT_END:
-        segs.add("understanding", RESTATEMENT_END, layout.work)
+    segs.add("restatement", 0, layout.restatement_end)
+    if layout.work > layout.restatement_end:
+        segs.add("understanding", layout.restatement_end, layout.work)
     _add_exploration(tr, layout, segs)
     _add_verification(tr, layout, segs)
     if layout.conclusion < len(tr.units):
@@ -316,12 +317,29 @@ def _layout(tr: _Trace) -> _Layout:
     """Where understanding ends, the conclusion starts and the first candidate answer is stated."""
     conclusion = _conclusion_unit(tr)
     final = tr.final_value(conclusion)
-    work = tr.work_start(RESTATEMENT_END, conclusion)
+    restatement_end = _restatement_end(tr, conclusion)
+    work = tr.work_start(restatement_end, conclusion)
     targets = frozenset(v for v in (tr.gold, final) if v)
     first = tr.first_answer(work, conclusion, targets)
     if first is None:
-        return _Layout(work, conclusion, None, conclusion - 1, targets)
-    return _Layout(work, conclusion, first[1], first[0], targets)
+        return _Layout(restatement_end, work, conclusion, None, conclusion - 1, targets)
+    return _Layout(restatement_end, work, conclusion, first[1], first[0], targets)
+
+
+_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")  # an English word, not a LaTeX command name
+QUOTE_MAX_WORDS = 2
+
+
+def _restatement_end(tr: _Trace, conclusion: int) -> int:
+    """The restatement is the first paragraph, and when it ends by announcing a quotation ("Okay, so I need to
+    compute this expression:"), the paragraphs right after it that only quote the problem: a bare formula, or a
+    word or two ("Compute", then the expression on its own line)."""
+    end = RESTATEMENT_END
+    if not tr.units[0].body.endswith(":"):
+        return end
+    while end < conclusion - 1 and len(_WORD.findall(tr.units[end].body)) <= QUOTE_MAX_WORDS:
+        end += 1
+    return end
 
 
 def _conclusion_unit(tr: _Trace) -> int:

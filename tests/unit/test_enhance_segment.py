@@ -154,3 +154,17 @@ def test_a_solution_written_after_the_thought_is_conclusion():
     # without the tag the same text reads as more thought: the checks run on and only the last lines conclude
     untagged = segment(text.replace("\n</think>", ""), "57")
     assert untagged.segments[-1].start > len(thought) and untagged.segments[-2].kind == "verification"
+
+
+def test_a_problem_quoted_after_a_colon_is_restatement():
+    """A trace that announces a quotation ("I need to compute this expression:") and copies the problem out on
+    its own lines restates it there; a bare formula after a paragraph that does not announce one is work."""
+    body = ("Let me start with the inner part: 1 + 3 = 4, then 3 * 4 = 12.\n\n"
+            "Then 1 + 12 = 13 and 3 * 13 = 39. So the answer is \\boxed{39}.")
+    quoted = "Okay, so I need to compute this expression:\n\nCompute\n\n$3(1 + 3(1 + 3))$\n\n" + body
+    seg = segment(quoted, "39")
+    check_contract(seg, quoted)
+    assert seg.segments[0].kind == "restatement" and seg.segments[0].end == quoted.index("Let me start")
+    plain = "Okay, so I need to compute 3(1 + 3(1 + 3)).\n\n$3(1 + 3(1 + 3)) = 3 \\cdot 13$\n\n" + body
+    seg = segment(plain, "39")
+    assert seg.segments[0].kind == "restatement" and seg.segments[0].end == plain.index("$3(")
