@@ -107,7 +107,7 @@ def cue_kind(unit: cues.Unit) -> str | None:
     "perhaps I can use ..."), "check", "wait", or None."""
     head = unit.head
     m = cues.ALT_METHOD.search(head)
-    check = cues.CHECK.search(head)
+    check = next((c for c in cues.CHECK.finditer(head) if not _solving_on(head, c)), None)
     if not m and not check:
         m = cues.RESTART.search(head)
     if not m and not check and not re.search(r"alternatively,? if\b", head):
@@ -122,6 +122,16 @@ def cue_kind(unit: cues.Unit) -> str | None:
     if cues.WAIT.search(head):
         return "wait"
     return None
+
+
+_PLUG_BACK = re.compile(r"(?:plug|substitut)\w*\b")
+_TO_SOLVE = re.compile(r"[^.\n]*?\bto (?:find|solve|get|determine|compute|obtain|calculate)\b")
+
+
+def _solving_on(head: str, check: re.Match[str]) -> bool:
+    """A "plug ... back" that serves the next step ("plug a back into equation (8) to find b") solves on; it
+    checks nothing."""
+    return bool(_PLUG_BACK.match(check.group())) and bool(_TO_SOLVE.match(head, check.end()))
 
 
 def _is_stuck(unit: cues.Unit) -> bool:

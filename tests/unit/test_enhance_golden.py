@@ -4,9 +4,10 @@ Speed work and refactoring of `dlcot/enhance/` must not change a single output b
 pass (qwen2 tokenizer, `enhance=keep_first_correct_dedup_all`) over every 20th Sky-T1 trace (25 traces, kept and
 rejected ones) and segments those traces and the 8 R1-distill dev traces, then compares a SHA-256 of every output
 line with `tests/data/enhance_golden.json`. The digests were written by the code before the speed work of issue 12
-(commit 61c23ae). Two segmenter rules added since changed some segmentations on purpose, and those digests were
-rewritten: a solution written after `</think>` is conclusion (the R1-distill traces), and a problem quoted after
-a colon is restatement (three R1-distill traces and math500/200, whose enhance row, a reject, is unchanged).
+(commit 61c23ae). Three segmenter rules added since changed some segmentations on purpose, and those digests were
+rewritten: a solution written after `</think>` is conclusion (the R1-distill traces), a problem quoted after
+a colon is restatement (three R1-distill traces and math500/200, whose enhance row, a reject, is unchanged), and
+"plug a back into (8) to find b" solves on rather than checks (one R1-distill trace).
 math-verify gets a 10 s CPU budget here, so no verdict depends on machine load.
 
 A change that is *meant* to change outputs updates the file: `python tests/unit/test_enhance_golden.py --write`

@@ -7,7 +7,7 @@ import pytest
 
 from dlcot.data.synthetic import synthetic_traces
 from dlcot.enhance.cues import split_units, stated_value
-from dlcot.enhance.segment import KINDS, segment
+from dlcot.enhance.segment import KINDS, cue_kind, segment
 from dlcot.records import Segmentation
 from tests.benchmarks.segmentation_metrics import score
 from tests.unit.test_enhance_simplify import SEGS, TEXT
@@ -168,3 +168,13 @@ def test_a_problem_quoted_after_a_colon_is_restatement():
     plain = "Okay, so I need to compute 3(1 + 3(1 + 3)).\n\n$3(1 + 3(1 + 3)) = 3 \\cdot 13$\n\n" + body
     seg = segment(plain, "39")
     assert seg.segments[0].kind == "restatement" and seg.segments[0].end == plain.index("$3(")
+
+
+@pytest.mark.parametrize(("paragraph", "kind"), [
+    ("Now, plug a back into equation (8) to find b.", None),  # solving on
+    ("Substituting x = 2 back into the first equation to solve for y: y = 5.", None),
+    ("Let me plug x = 3 back into the original equation to check.", "check"),
+    ("Plugging it back in: 2(3) + 1 = 7. Correct.", "check"),
+])
+def test_plugging_a_value_back_checks_only_when_it_does_not_solve_on(paragraph, kind):
+    assert cue_kind(split_units(paragraph)[0]) == kind
