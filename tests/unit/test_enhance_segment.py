@@ -7,7 +7,8 @@ import pytest
 
 from dlcot.data.synthetic import synthetic_traces
 from dlcot.enhance.cues import split_units, stated_value
-from dlcot.enhance.segment import KINDS, cue_kind, segment
+from dlcot.enhance.reading import cue_kind
+from dlcot.enhance.segment import KINDS, segment
 from dlcot.records import Segmentation
 from tests.benchmarks.segmentation_metrics import score
 from tests.unit.test_enhance_simplify import SEGS, TEXT
