@@ -1,14 +1,24 @@
-"""transformers generation: left-padded batches of similar length, exact per-sample seeds.
+"""transformers generation: batches of similar length, prompts prefilled once without a padding mask, exact seeds.
 
 Sampling is done by a logits processor that adds Gumbel noise from one `torch.Generator` per row, on top of
 temperature and top-p, and then decodes greedily: argmax(logits/T + Gumbel) is an exact draw from softmax(logits/T)
 (the Gumbel-max trick). Each row's randomness therefore depends only on its own (seed, key, sample) — not on the
 batch it landed in — which `model.generate(do_sample=True)`, with one global RNG for the whole batch, cannot give.
-Temperature 0 is plain greedy decoding, and `n` greedy samples are one generation repeated.
+Temperature 0 is plain greedy decoding, and `n` greedy samples (or identical greedy prompts) are one generation.
+
+Prefill (why a batch is not simply handed to `model.generate`): a left-padded batch needs a 4-D padding mask, which
+takes SDPA off its causal fast path (on CPU the masked kernel costs ~3.6x per prefill token at 900 tokens; on GPU
+a mask rules out the flash kernel), and the MCTS search sends each node's prompt once per sibling. So every
+*distinct* prompt but its last token is run once, right-padded (a causal model never lets a real token see the pads
+after it, so no mask is needed and the pads' outputs are dropped), in sub-batches of similar length; its keys and
+values are moved to the left-padded layout and repeated for duplicate prompts; `generate` then starts from that cache
+and runs only the last prompt token and the new ones, with positions from the attention mask as usual. Models whose
+cache is not plain full attention (sliding-window, hybrid) take the plain path.
 """
 from __future__ import annotations
 
 import gc
+import inspect
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +30,7 @@ from dlcot.errors import ModelError
 
 log = logging.getLogger(__name__)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
+PREFILL_SLACK = 1.25  # a prefill sub-batch holds at most this many padded tokens per real one
 
 
 class _RowGumbel:
@@ -76,6 +87,10 @@ class HFEngine:
         self.eos_ids = sorted(i for i in eos if i is not None)
         if not self.eos_ids:
             raise ModelError(f"model={model_path}: no eos token in tokenizer or generation_config")
+        # the cache keyword: `cache` from transformers 5.24, `past_key_values` before (still accepted, deprecated)
+        params = inspect.signature(self.model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._prefill_kw = {"logits_to_keep": 1} if "logits_to_keep" in params else {}  # no full-vocab logits
 
     def chat(self, texts: Sequence[str], system_prompt: str | None = None) -> list[str]:
         return chat_with_template(self.tokenizer, texts, system_prompt, f"model={self.tokenizer_name}")
@@ -85,33 +100,80 @@ class HFEngine:
                  keys: Sequence[str] | None = None) -> list[list[Completion]]:
         keys = prompt_keys(prompts, keys)
         greedy = temperature <= 0.0
-        jobs = [(i, j) for i in range(len(prompts)) for j in range(1 if greedy else n)]
-        lengths = [len(ids) for ids in self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
-        jobs.sort(key=lambda job: -lengths[job[0]])  # similar lengths share a batch: little padding
+        ids = self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+        first = {p: i for i, p in reversed(list(enumerate(prompts)))}
+        # greedy: one generation per distinct prompt; sampled: one per (prompt, sample), each with its own seed
+        jobs = [(i, j) for i in range(len(prompts)) if not greedy or first[prompts[i]] == i
+                for j in range(1 if greedy else n)]
+        jobs.sort(key=lambda job: -len(ids[job[0]]))  # similar lengths share a batch: little padding
         out: dict[tuple[int, int], Completion] = {}
         for b in range(0, len(jobs), self.batch_size):
             batch = jobs[b:b + self.batch_size]
             seeds = [sample_seed(seed, keys[i], j) for i, j in batch]
-            done = self._generate_batch([prompts[i] for i, _ in batch], seeds, max_new_tokens, temperature, top_p,
+            done = self._generate_batch([ids[i] for i, _ in batch], seeds, max_new_tokens, temperature, top_p,
                                         list(stop))
             out.update(zip(batch, done, strict=True))
-        return [[out[(i, 0 if greedy else j)] for j in range(n)] for i in range(len(prompts))]
+        if greedy:
+            return [[out[(first[p], 0)]] * n for p in prompts]
+        return [[out[(i, j)] for j in range(n)] for i in range(len(prompts))]
 
     @torch.inference_mode()
-    def _generate_batch(self, prompts: list[str], seeds: list[int], max_new_tokens: int, temperature: float,
+    def _generate_batch(self, ids: list[list[int]], seeds: list[int], max_new_tokens: int, temperature: float,
                         top_p: float, stop: list[str]) -> list[Completion]:
         from transformers import GenerationConfig, LogitsProcessorList
 
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        width, pad = max(map(len, ids)), self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.device)
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
+        cache = self._prefill(ids)
         config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=self.eos_ids,
-                                  pad_token_id=self.tokenizer.pad_token_id, stop_strings=stop or None)
+                                  pad_token_id=pad, stop_strings=stop or None)
         procs = LogitsProcessorList()
         if temperature > 0.0:
             procs.append(_RowGumbel(seeds, temperature, top_p, self.device))
-        gen = self.model.generate(**enc, generation_config=config, logits_processor=procs,
-                                  tokenizer=self.tokenizer if stop else None)
-        new = gen[:, enc["input_ids"].shape[1]:].tolist()
-        return [self._completion(ids, max_new_tokens, stop) for ids in new]
+        extra = {} if cache is None else {self._cache_kw: cache}
+        gen = self.model.generate(input_ids=input_ids, attention_mask=mask, generation_config=config,
+                                  logits_processor=procs, tokenizer=self.tokenizer if stop else None, **extra)
+        new = gen[:, width:].tolist()
+        return [self._completion(x, max_new_tokens, stop) for x in new]
+
+    def _prefill(self, ids: list[list[int]]):
+        """A cache of every prompt but its last token in left-padded layout (module docstring), or None when the
+        model's cache is not plain full attention or a prompt has a single token."""
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        if min(map(len, ids)) < 2:
+            return None
+        uniq = sorted(dict.fromkeys(tuple(x[:-1]) for x in ids), key=len, reverse=True)
+        width, pad = len(uniq[0]), self.tokenizer.pad_token_id
+        parts: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
+        start = 0
+        while start < len(uniq):  # sub-batches of similar length: few padded tokens
+            end, real = start + 1, len(uniq[start])
+            while end < len(uniq) and (end + 1 - start) * len(uniq[start]) <= PREFILL_SLACK * (real + len(uniq[end])):
+                real += len(uniq[end])
+                end += 1
+            chunk = uniq[start:end]
+            cache = DynamicCache(config=self.model.config)
+            x = torch.tensor([list(h) + [pad] * (len(chunk[0]) - len(h)) for h in chunk], device=self.device)
+            self.model(input_ids=x, use_cache=True, **{self._cache_kw: cache}, **self._prefill_kw)
+            if any(type(layer) is not DynamicLayer for layer in cache.layers):
+                return None
+            lens = torch.tensor([len(h) for h in chunk], device=self.device)
+            src = torch.arange(width, device=self.device)[None, :] - (width - lens)[:, None]
+            keep = (src >= 0)[:, None, :, None]
+            parts.append([(_left_pad(layer.keys, src, keep), _left_pad(layer.values, src, keep))
+                          for layer in cache.layers])
+            start = end
+        row = {h: k for k, h in enumerate(uniq)}
+        rows = torch.tensor([row[tuple(x[:-1])] for x in ids], device=self.device)
+        out = DynamicCache(config=self.model.config)
+        for layer in range(len(parts[0])):
+            keys = torch.cat([p[layer][0] for p in parts]).index_select(0, rows)
+            values = torch.cat([p[layer][1] for p in parts]).index_select(0, rows)
+            out.update(keys, values, layer)
+        return out
 
     def _completion(self, ids: list[int], max_new_tokens: int, stop: list[str]) -> Completion:
         end = next((k for k, t in enumerate(ids) if t in self.eos_ids), None)
@@ -129,3 +191,10 @@ class HFEngine:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
+
+def _left_pad(states: torch.Tensor, src: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """[rows, heads, n, dim] right-padded states → [rows, heads, width, dim] with row r's real states last
+    (`src[r, t]`: the source position of target position t, negative where the row is padding; those are zeroed)."""
+    b, h, _, d = states.shape
+    index = src.clamp_min(0)[:, None, :, None].expand(b, h, src.shape[1], d)
+    return states.gather(2, index) * keep

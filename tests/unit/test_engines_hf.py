@@ -82,3 +82,22 @@ def test_model_without_chat_template_is_a_clear_error(tiny_llama_dir, tmp_path):
         pytest.skip("tokenizer keeps its template elsewhere")
     with pytest.raises(ModelError, match="no chat template.*eval.chat=false"):
         eng.chat(["hi"])
+
+
+def test_prefill_once_per_distinct_prompt_equals_plain_generate(engine, monkeypatch):
+    """The engine prefills each distinct prompt once, unpadded, and starts `generate` from that cache: the tokens
+    are those of plain left-padded `model.generate` (greedy and sampled), and the prefill really ran."""
+    prompts = engine.chat([*PROBLEMS, PROBLEMS[1]])  # a duplicate, as MCTS siblings of one expansion send
+    kw = dict(max_new_tokens=14, temperature=0.8, top_p=0.9, seed=5, keys=[f"k{i}" for i in range(5)])
+    monkeypatch.setattr(engine, "batch_size", 8)
+    prefilled: list[int] = []
+    real_prefill = engine._prefill
+    monkeypatch.setattr(engine, "_prefill", lambda ids: prefilled.append(len(ids)) or real_prefill(ids))
+    fast = [engine.generate(prompts, **kw), engine.generate(prompts, max_new_tokens=14)]
+    assert prefilled == [5, 4]  # greedy: the duplicate prompt is generated once
+    monkeypatch.setattr(engine, "_prefill", lambda ids: None)
+    plain = [engine.generate(prompts, **kw), engine.generate(prompts, max_new_tokens=14)]
+    for a, b in zip(fast, plain, strict=True):
+        assert [(c.text, c.n_tokens, c.finish_reason) for (c,) in a] == [(c.text, c.n_tokens, c.finish_reason)
+                                                                          for (c,) in b]
+    assert fast[1][1][0] is fast[1][4][0] and fast[0][1][0].text != fast[0][4][0].text  # other key, other sample
