@@ -226,6 +226,7 @@ class MctsConfig:
     phrases: dict[str, list[str]] = field(default_factory=dict)
     transfer: dict[str, dict[str, int]] = field(default_factory=dict)  # kind (or root) → {kind: children}
     length_quantile: float = 0.0  # Thoughts Length Balance: 0 shortest correct path .. 1 longest, as SFT data
+    sft_length: str = "quantile"  # quantile (length_quantile) | shortest | median | longest: the paper's short/mid/long
     pairs: MctsPairsConfig = field(default_factory=MctsPairsConfig)
     from_trees: str = ""  # an earlier `dlcot mcts` run's directory: extract from its trees, no search
 

@@ -20,6 +20,7 @@ from dlcot.mcts.commands import run
 from dlcot.mcts.extract import Path as TreePath
 from dlcot.mcts.extract import balanced, preference_pairs
 from dlcot.mcts.search import Searcher, stop_reason
+from dlcot.mcts.settings import sft_quantile
 from dlcot.mcts.tree import ANSWER, REFLECTION, ROOT, Node, Tree
 from dlcot.records import Pair, Reject, Trace, read_records
 
@@ -212,6 +213,17 @@ def test_sft_path_by_nearest_rank(n, q, rank):
     assert balanced(good, q).tokens == 10 * rank + 1
 
 
+@pytest.mark.parametrize("preset, quantile, rank", [("shortest", 0.0, 1), ("median", 0.5, 3), ("longest", 1.0, 5),
+                                                    ("quantile", 0.8, 4)])
+def test_sft_length_presets_are_the_papers_short_mid_long_paths(tmp_path, preset, quantile, rank):
+    """The named choices select the shortest, lower-median and longest correct path (nearest rank of 5)."""
+    extra = ["mcts.length_quantile=0.8"] if preset == "quantile" else []
+    m = _cfg(tmp_path, f"mcts.sft_length={preset}", *extra).mcts
+    assert sft_quantile(m) == quantile
+    good = [_path((2 * i + 1, 10 * (5 - i)), (2 * i + 2, 1)) for i in range(5)]
+    assert balanced(good, sft_quantile(m)).tokens == 10 * rank + 1
+
+
 def test_mcts_command_accounts_for_every_problem_and_resumes_with_cumulative_stats(tmp_path):
     problems = synthetic_problems(compose("mcts", ["data.n_problems=6"]).data, 0)
     src = tmp_path / "problems.jsonl"
@@ -260,10 +272,13 @@ def test_mcts_command_accounts_for_every_problem_and_resumes_with_cumulative_sta
     ("mcts.reward=every", "mcts.reward='every'"),
     ("mcts.pairs.prefix=mid", "mcts.pairs.prefix='mid'"),
     ("mcts.length_quantile=2", "0 \\(shortest correct path\\)"),
+    ("mcts.sft_length=long", "mcts.sft_length='long': use one of quantile, shortest, median, longest"),
+    ("mcts.sft_length=longest mcts.length_quantile=0.25", "mcts.sft_length=longest is quantile 1.0, but "
+                                                          "mcts.length_quantile=0.25"),
 ])
 def test_bad_mcts_settings_fail_at_composition_naming_the_key(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message):
-        _cfg(tmp_path, override)
+        _cfg(tmp_path, *override.split())
 
 
 def test_settings_that_need_a_model_stop_before_any_search(tmp_path):
