@@ -14,12 +14,19 @@ after it, so no mask is needed and the pads' outputs are dropped), in sub-batche
 values are moved to the left-padded layout and repeated for duplicate prompts; `generate` then starts from that cache
 and runs only the last prompt token and the new ones, with positions from the attention mask as usual. Models whose
 cache is not plain full attention (sliding-window, hybrid) take the plain path.
+
+Prefix cache (`engine.prefix_cache_mib`): the states of every whole 32-token block of a prefilled prompt are kept,
+keyed by the exact tokens up to the block's end, and a later prompt that starts with cached blocks runs only its
+rest. An MCTS node's prompt is its problem's chat turn plus the path to it, so most of every prompt was seen before;
+a judge retry repeats its first prompt. vLLM does the same (automatic prefix caching); without it the hf engine
+recomputed the whole ~600-token chat turn for every node.
 """
 from __future__ import annotations
 
 import gc
 import inspect
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +38,7 @@ from dlcot.errors import ModelError
 log = logging.getLogger(__name__)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
 PREFILL_SLACK = 1.25  # a prefill sub-batch holds at most this many padded tokens per real one
+PREFIX_BLOCK = 32  # tokens per cached prefix block
 
 
 class _RowGumbel:
@@ -57,7 +65,8 @@ class HFEngine:
 
     name = "hf"
 
-    def __init__(self, model_path: str, *, batch_size: int = 8, dtype: str = "auto", device: str | None = None):
+    def __init__(self, model_path: str, *, batch_size: int = 8, dtype: str = "auto", device: str | None = None,
+                 prefix_cache_mib: int = 1024):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.tokenizer_name = str(model_path)
@@ -91,6 +100,7 @@ class HFEngine:
         params = inspect.signature(self.model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._prefill_kw = {"logits_to_keep": 1} if "logits_to_keep" in params else {}  # no full-vocab logits
+        self.prefixes = _PrefixCache(prefix_cache_mib << 20)
 
     def chat(self, texts: Sequence[str], system_prompt: str | None = None) -> list[str]:
         return chat_with_template(self.tokenizer, texts, system_prompt, f"model={self.tokenizer_name}")
@@ -141,39 +151,53 @@ class HFEngine:
         """A cache of every prompt but its last token in left-padded layout (module docstring), or None when the
         model's cache is not plain full attention or a prompt has a single token."""
         from transformers import DynamicCache
-        from transformers.cache_utils import DynamicLayer
 
         if min(map(len, ids)) < 2:
             return None
-        uniq = sorted(dict.fromkeys(tuple(x[:-1]) for x in ids), key=len, reverse=True)
-        width, pad = len(uniq[0]), self.tokenizer.pad_token_id
-        parts: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
-        start = 0
-        while start < len(uniq):  # sub-batches of similar length: few padded tokens
-            end, real = start + 1, len(uniq[start])
-            while end < len(uniq) and (end + 1 - start) * len(uniq[start]) <= PREFILL_SLACK * (real + len(uniq[end])):
-                real += len(uniq[end])
-                end += 1
-            chunk = uniq[start:end]
+        heads = sorted(dict.fromkeys(tuple(x[:-1]) for x in ids), key=len, reverse=True)
+        states: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        misses = []
+        for head in heads:
+            n, cached = self.prefixes.lookup(head)
+            if n == 0:
+                misses.append(head)
+                continue
             cache = DynamicCache(config=self.model.config)
-            x = torch.tensor([list(h) + [pad] * (len(chunk[0]) - len(h)) for h in chunk], device=self.device)
-            self.model(input_ids=x, use_cache=True, **{self._cache_kw: cache}, **self._prefill_kw)
-            if any(type(layer) is not DynamicLayer for layer in cache.layers):
+            for layer, (keys, values) in enumerate(cached):
+                cache.update(keys, values, layer)
+            if n < len(head) and not self._forward([list(head[n:])], cache):
                 return None
-            lens = torch.tensor([len(h) for h in chunk], device=self.device)
-            src = torch.arange(width, device=self.device)[None, :] - (width - lens)[:, None]
-            keep = (src >= 0)[:, None, :, None]
-            parts.append([(_left_pad(layer.keys, src, keep), _left_pad(layer.values, src, keep))
-                          for layer in cache.layers])
-            start = end
-        row = {h: k for k, h in enumerate(uniq)}
+            states[head] = [(layer.keys, layer.values) for layer in cache.layers]
+        for chunk in _similar_lengths(misses):
+            cache = DynamicCache(config=self.model.config)
+            if not self._forward([list(h) + [self.tokenizer.pad_token_id] * (len(chunk[0]) - len(h)) for h in chunk],
+                                 cache):
+                return None
+            for u, head in enumerate(chunk):  # right padding: row u's real states are its first len(head)
+                states[head] = [(layer.keys[u:u + 1, :, :len(head)], layer.values[u:u + 1, :, :len(head)])
+                                for layer in cache.layers]
+        for head in heads:
+            self.prefixes.store(head, states[head])
+        width, row = len(heads[0]), {h: u for u, h in enumerate(heads)}
         rows = torch.tensor([row[tuple(x[:-1])] for x in ids], device=self.device)
         out = DynamicCache(config=self.model.config)
-        for layer in range(len(parts[0])):
-            keys = torch.cat([p[layer][0] for p in parts]).index_select(0, rows)
-            values = torch.cat([p[layer][1] for p in parts]).index_select(0, rows)
-            out.update(keys, values, layer)
+        for layer, (k0, _) in enumerate(states[heads[0]]):
+            keys = k0.new_zeros(len(heads), k0.shape[1], width, k0.shape[3])
+            values = torch.zeros_like(keys)
+            for u, head in enumerate(heads):
+                keys[u, :, width - len(head):] = states[head][layer][0][0]
+                values[u, :, width - len(head):] = states[head][layer][1][0]
+            out.update(keys.index_select(0, rows), values.index_select(0, rows), layer)
         return out
+
+    def _forward(self, rows: list[list[int]], cache) -> bool:
+        """Run `rows` (equal length) through the model into `cache`; False when the cache is not plain full
+        attention (sliding-window or hybrid layers), whose states the left-padded layout cannot hold."""
+        from transformers.cache_utils import DynamicLayer
+
+        x = torch.tensor(rows, device=self.device)
+        self.model(input_ids=x, use_cache=True, **{self._cache_kw: cache}, **self._prefill_kw)
+        return all(type(layer) is DynamicLayer for layer in cache.layers)
 
     def _completion(self, ids: list[int], max_new_tokens: int, stop: list[str]) -> Completion:
         end = next((k for k, t in enumerate(ids) if t in self.eos_ids), None)
@@ -187,14 +211,66 @@ class HFEngine:
 
     def close(self) -> None:
         self.model = None  # type: ignore[assignment]
+        self.prefixes.clear()
         gc.collect()  # the weights go now, not at the next collection: a trainer or engine may start next
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
 
-def _left_pad(states: torch.Tensor, src: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """[rows, heads, n, dim] right-padded states → [rows, heads, width, dim] with row r's real states last
-    (`src[r, t]`: the source position of target position t, negative where the row is padding; those are zeroed)."""
-    b, h, _, d = states.shape
-    index = src.clamp_min(0)[:, None, :, None].expand(b, h, src.shape[1], d)
-    return states.gather(2, index) * keep
+
+def _similar_lengths(heads: list[tuple[int, ...]]) -> list[list[tuple[int, ...]]]:
+    """`heads` (longest first) cut into prefill sub-batches of at most PREFILL_SLACK padded tokens per real one."""
+    chunks: list[list[tuple[int, ...]]] = []
+    real = 0
+    for head in heads:
+        if chunks and (len(chunks[-1]) + 1) * len(chunks[-1][0]) <= PREFILL_SLACK * (real + len(head)):
+            chunks[-1].append(head)
+            real += len(head)
+        else:
+            chunks.append([head])
+            real = len(head)
+    return chunks
+
+
+class _PrefixCache:
+    """Key and value states of prompt prefixes in blocks of PREFIX_BLOCK tokens, each keyed by all the tokens up to
+    its end (exact keys; vLLM's automatic prefix caching hashes the same thing). Causal attention makes a prefix's
+    states independent of what follows it, so a block serves every later prompt that starts with its key: an MCTS
+    node's prompt is its problem's chat turn plus the path to it, a judge retry is the first prompt plus a note.
+    Least recently used blocks go first beyond `max_bytes` (0: off)."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.bytes = max_bytes, 0
+        self.blocks: OrderedDict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = OrderedDict()
+
+    def clear(self) -> None:
+        self.blocks.clear()
+        self.bytes = 0
+
+    def lookup(self, ids: tuple[int, ...]) -> tuple[int, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """(n, states of ids[:n] per layer) for the longest cached run of whole blocks at the start of `ids`."""
+        found = []
+        for end in range(PREFIX_BLOCK, len(ids) + 1, PREFIX_BLOCK):
+            block = self.blocks.get(ids[:end])
+            if block is None:
+                break
+            self.blocks.move_to_end(ids[:end])
+            found.append(block)
+        if not found:
+            return 0, []
+        return len(found) * PREFIX_BLOCK, [(torch.cat([b[layer][0] for b in found], dim=2),
+                                            torch.cat([b[layer][1] for b in found], dim=2))
+                                           for layer in range(len(found[0]))]
+
+    def store(self, ids: tuple[int, ...], states: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Keep the whole blocks of `ids` (states: per layer [1, heads, len(ids), dim]) not cached yet."""
+        for end in range(PREFIX_BLOCK, len(ids) + 1 if self.max_bytes > 0 else 0, PREFIX_BLOCK):
+            if ids[:end] in self.blocks:
+                continue
+            block = [(k[:, :, end - PREFIX_BLOCK:end].clone(), v[:, :, end - PREFIX_BLOCK:end].clone())
+                     for k, v in states]
+            self.blocks[ids[:end]] = block
+            self.bytes += sum(k.nbytes + v.nbytes for k, v in block)
+            while self.bytes > self.max_bytes:
+                _, old = self.blocks.popitem(last=False)
+                self.bytes -= sum(k.nbytes + v.nbytes for k, v in old)

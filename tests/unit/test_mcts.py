@@ -4,6 +4,7 @@ under the nearest double-check, second-model roles), its options, pairs and SFT 
 resume."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections import Counter
@@ -134,6 +135,40 @@ def test_a_tree_does_not_depend_on_its_batch(tmp_path):
     together, _, _ = _search(cfg, problems)
     alone = [_search(cfg, [p])[0][0] for p in problems]
     assert [t.to_dict() for t in together] == [t.to_dict() for t in alone]
+
+
+class _WholeNodes:
+    """The tiny random model never writes a closing tag: its node-size outputs count as whole nodes."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def generate(self, prompts, **kw):
+        done = self.engine.generate(prompts, **kw)
+        return [[dataclasses.replace(c, finish_reason="stop") for c in cs] for cs in done]
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+
+def test_hf_trees_do_not_depend_on_their_batch_or_on_the_prefix_cache(tmp_path, tiny_qwen_dir):
+    """With the hf engine (per-node seeds, each distinct prompt prefilled once, prefixes cached across calls) trees
+    searched in lockstep, one at a time, and again on a warm prefix cache are the same."""
+    from dlcot.engines.hf import HFEngine
+
+    cfg = _cfg(tmp_path, "mcts.node_max_tokens=4", "mcts.stop.max_rollouts=2", "mcts.max_depth=2")
+    problems = synthetic_problems(cfg.data, cfg.seed)[:2]
+    engine = HFEngine(str(tiny_qwen_dir), batch_size=16)
+    with AnswerChecker() as checker:
+        def search(batch):
+            return [t.to_dict() for t in Searcher([_WholeNodes(engine)], checker, cfg.mcts, seed=0).search(batch)]
+
+        together = search(problems)
+        engine.prefixes.clear()
+        alone = [tree for p in problems for tree in search([p])]
+        warm = search(problems)
+    assert together == alone == warm
+    assert sum(len(t["nodes"]) for t in together) > 2 * 4 and engine.prefixes.blocks
 
 
 @pytest.mark.parametrize("mode", ["generated", "generated_with_answer"])
