@@ -101,6 +101,7 @@ class HFEngine:
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._prefill_kw = {"logits_to_keep": 1} if "logits_to_keep" in params else {}  # no full-vocab logits
         self.prefixes = _PrefixCache(prefix_cache_mib << 20)
+        self._plain = False  # set when the model's cache turns out not to be plain full attention
 
     def chat(self, texts: Sequence[str], system_prompt: str | None = None) -> list[str]:
         return chat_with_template(self.tokenizer, texts, system_prompt, f"model={self.tokenizer_name}")
@@ -152,52 +153,58 @@ class HFEngine:
         model's cache is not plain full attention or a prompt has a single token."""
         from transformers import DynamicCache
 
-        if min(map(len, ids)) < 2:
+        if self._plain or min(map(len, ids)) < 2:
             return None
         heads = sorted(dict.fromkeys(tuple(x[:-1]) for x in ids), key=len, reverse=True)
         states: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
-        misses = []
+        pad, misses, hits = self.tokenizer.pad_token_id, [], []
         for head in heads:
             n, cached = self.prefixes.lookup(head)
             if n == 0:
                 misses.append(head)
-                continue
+            elif n == len(head):
+                states[head] = cached
+            else:
+                hits.append((head, n, cached))
+        if hits:  # one batch: cached states left-padded, the rest right-padded after them, masked and positioned
+            past, span = max(n for _, n, _ in hits), max(len(h) - n for h, n, _ in hits)
             cache = DynamicCache(config=self.model.config)
-            for layer, (keys, values) in enumerate(cached):
+            for layer, (keys, values) in enumerate(_stack([c for _, _, c in hits], past)):
                 cache.update(keys, values, layer)
-            if n < len(head) and not self._forward([list(head[n:])], cache):
+            rows = [list(h[n:]) + [pad] * (span - len(h) + n) for h, n, _ in hits]
+            mask = [[0] * (past - n) + [1] * len(h) + [0] * (span - len(h) + n) for h, n, _ in hits]
+            positions = [list(range(n, n + span)) for _, n, _ in hits]
+            if not self._forward(rows, cache, attention_mask=torch.tensor(mask, device=self.device),
+                                 position_ids=torch.tensor(positions, device=self.device)):
                 return None
-            states[head] = [(layer.keys, layer.values) for layer in cache.layers]
+            for r, (head, n, _) in enumerate(hits):
+                states[head] = [(layer.keys[r:r + 1, :, past - n:past - n + len(head)],
+                                 layer.values[r:r + 1, :, past - n:past - n + len(head)]) for layer in cache.layers]
         for chunk in _similar_lengths(misses):
             cache = DynamicCache(config=self.model.config)
-            if not self._forward([list(h) + [self.tokenizer.pad_token_id] * (len(chunk[0]) - len(h)) for h in chunk],
-                                 cache):
+            if not self._forward([list(h) + [pad] * (len(chunk[0]) - len(h)) for h in chunk], cache):
                 return None
             for u, head in enumerate(chunk):  # right padding: row u's real states are its first len(head)
                 states[head] = [(layer.keys[u:u + 1, :, :len(head)], layer.values[u:u + 1, :, :len(head)])
                                 for layer in cache.layers]
         for head in heads:
             self.prefixes.store(head, states[head])
-        width, row = len(heads[0]), {h: u for u, h in enumerate(heads)}
-        rows = torch.tensor([row[tuple(x[:-1])] for x in ids], device=self.device)
+        row = {h: u for u, h in enumerate(heads)}
+        rows_of = torch.tensor([row[tuple(x[:-1])] for x in ids], device=self.device)
         out = DynamicCache(config=self.model.config)
-        for layer, (k0, _) in enumerate(states[heads[0]]):
-            keys = k0.new_zeros(len(heads), k0.shape[1], width, k0.shape[3])
-            values = torch.zeros_like(keys)
-            for u, head in enumerate(heads):
-                keys[u, :, width - len(head):] = states[head][layer][0][0]
-                values[u, :, width - len(head):] = states[head][layer][1][0]
-            out.update(keys.index_select(0, rows), values.index_select(0, rows), layer)
+        for layer, (keys, values) in enumerate(_stack([states[h] for h in heads], len(heads[0]))):
+            out.update(keys.index_select(0, rows_of), values.index_select(0, rows_of), layer)
         return out
 
-    def _forward(self, rows: list[list[int]], cache) -> bool:
+    def _forward(self, rows: list[list[int]], cache, **inputs) -> bool:
         """Run `rows` (equal length) through the model into `cache`; False when the cache is not plain full
         attention (sliding-window or hybrid layers), whose states the left-padded layout cannot hold."""
         from transformers.cache_utils import DynamicLayer
 
         x = torch.tensor(rows, device=self.device)
-        self.model(input_ids=x, use_cache=True, **{self._cache_kw: cache}, **self._prefill_kw)
-        return all(type(layer) is DynamicLayer for layer in cache.layers)
+        self.model(input_ids=x, use_cache=True, **{self._cache_kw: cache}, **inputs, **self._prefill_kw)
+        self._plain = not all(type(layer) is DynamicLayer for layer in cache.layers)
+        return not self._plain
 
     def _completion(self, ids: list[int], max_new_tokens: int, stop: list[str]) -> Completion:
         end = next((k for k, t in enumerate(ids) if t in self.eos_ids), None)
@@ -216,6 +223,21 @@ class HFEngine:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
+
+
+def _stack(parts: list[list[tuple[torch.Tensor, torch.Tensor]]], width: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per layer (keys, values) of shape [rows, heads, width, dim], row r holding parts[r] (per layer
+    [1, heads, n_r, dim]) at its end and zeros (masked) before: the left-padded layout."""
+    out = []
+    for layer, (k0, _) in enumerate(parts[0]):
+        keys = k0.new_zeros(len(parts), k0.shape[1], width, k0.shape[3])
+        values = torch.zeros_like(keys)
+        for r, part in enumerate(parts):
+            n = part[layer][0].shape[2]
+            keys[r, :, width - n:] = part[layer][0][0]
+            values[r, :, width - n:] = part[layer][1][0]
+        out.append((keys, values))
+    return out
 
 
 def _similar_lengths(heads: list[tuple[int, ...]]) -> list[list[tuple[int, ...]]]:
