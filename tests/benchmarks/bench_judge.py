@@ -1,12 +1,17 @@
 """The LLM-judged enhance backend: judge calls and tokens per trace, and chunked batches vs one trace at a time.
 
-A tiny random qwen2 model (dlcot.testing) is the judge through the hf engine on CPU, so every answer is
-garbage: each step is asked twice (the retry) and falls back, which is the most calls a trace can cost. The
-same N_TRACES synthetic traces go through `JudgedBackend.prepare` (backend=llm: segment, label, cluster)
+Judge model: a randomly initialised Qwen2-architecture model from `dlcot.testing.build_tiny_model("qwen")` (2 layers,
+hidden 64, 4 query / 2 key-value heads, RoPE up to 16k positions, tied embeddings, a 494-token byte-level BPE
+tokenizer with Qwen's pre-tokenizer and the Qwen2.5 chat template) through the hf engine on CPU, one torch thread: a
+stand-in for the call pattern (~1.5k-token prompts, 128-token answers), not for a real judge's speed, which this
+2-core machine could not run on 96 such prompts in minutes. Its answers are garbage: each step is asked twice (the
+retry) and falls back, which is the most calls a trace can cost. The same N_TRACES synthetic traces go through
+`JudgedBackend.prepare` (backend=llm: segment, label, cluster)
 1. one trace at a time: chunk 1, engine batch 1;
 2. batched: one chunk of N_TRACES, engine batch 8 (each step one `generate` call over the chunk),
-with no answer cache, greedy, MAX_NEW new tokens, one torch thread; prints wall time of each, their ratio
-(target >= 3x), and the judge's calls, prompt and completion tokens per trace (identical in both runs).
+with no answer cache, greedy, MAX_NEW new tokens, each timed run starting with an empty prompt-prefix cache; prints
+wall and CPU time of each, their ratios (target >= 3x), whether every judge answer came out the same, and the
+judge's calls, prompt and completion tokens per trace (identical in both runs).
 Run: .venv/bin/python tests/benchmarks/bench_judge.py
 """
 from __future__ import annotations
