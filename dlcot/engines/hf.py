@@ -17,9 +17,8 @@ cache is not plain full attention (sliding-window, hybrid) take the plain path.
 
 Prefix cache (`engine.prefix_cache_mib`): the states of every whole 32-token block of a prefilled prompt are kept,
 keyed by the exact tokens up to the block's end, and a later prompt that starts with cached blocks runs only its
-rest. Within a batch, the whole blocks that several uncached prompts start with are computed once first. An MCTS
-node's prompt is its problem's chat turn plus the path to it, so most of every prompt was seen before; judge prompts
-of one step start with the same instructions, and a retry repeats its first prompt. vLLM does the same (automatic prefix caching); without it the hf engine
+rest. An MCTS node's prompt is its problem's chat turn plus the path to it, so most of every prompt was seen before;
+a judge retry repeats its first prompt. vLLM does the same (automatic prefix caching); without it the hf engine
 recomputed the whole ~600-token chat turn for every node.
 """
 from __future__ import annotations
@@ -40,7 +39,6 @@ log = logging.getLogger(__name__)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
 PREFILL_SLACK = 1.25  # a prefill sub-batch holds at most this many padded tokens per real one
 PREFIX_BLOCK = 32  # tokens per cached prefix block
-States = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (keys, values), each [rows, kv heads, tokens, head dim]
 
 
 class _RowGumbel:
@@ -158,16 +156,8 @@ class HFEngine:
         if self._plain or min(map(len, ids)) < 2:
             return None
         heads = sorted(dict.fromkeys(tuple(x[:-1]) for x in ids), key=len, reverse=True)
+        states: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
         pad, misses, hits = self.tokenizer.pad_token_id, [], []
-        uncached = [h for h in heads if not self.prefixes.lookup(h)[0]]
-        shared = _shared_prefixes(uncached) if self.prefixes.max_bytes else []
-        if shared:  # blocks that several uncached prompts start with (a judge step's instructions): computed once
-            states = self._run(shared)
-            if states is None:
-                return None
-            for head in shared:
-                self.prefixes.store(head, states[head])
-        states = {}
         for head in heads:
             n, cached = self.prefixes.lookup(head)
             if n == 0:
@@ -190,10 +180,13 @@ class HFEngine:
             for r, (head, n, _) in enumerate(hits):
                 states[head] = [(layer.keys[r:r + 1, :, past - n:past - n + len(head)],
                                  layer.values[r:r + 1, :, past - n:past - n + len(head)]) for layer in cache.layers]
-        computed = self._run(misses)
-        if computed is None:
-            return None
-        states.update(computed)
+        for chunk in _similar_lengths(misses):
+            cache = DynamicCache(config=self.model.config)
+            if not self._forward([list(h) + [pad] * (len(chunk[0]) - len(h)) for h in chunk], cache):
+                return None
+            for u, head in enumerate(chunk):  # right padding: row u's real states are its first len(head)
+                states[head] = [(layer.keys[u:u + 1, :, :len(head)], layer.values[u:u + 1, :, :len(head)])
+                                for layer in cache.layers]
         for head in heads:
             self.prefixes.store(head, states[head])
         row = {h: u for u, h in enumerate(heads)}
@@ -202,22 +195,6 @@ class HFEngine:
         for layer, (keys, values) in enumerate(_stack([states[h] for h in heads], len(heads[0]))):
             out.update(keys.index_select(0, rows_of), values.index_select(0, rows_of), layer)
         return out
-
-    def _run(self, heads: list[tuple[int, ...]]) -> dict[tuple[int, ...], States] | None:
-        """Per layer states of each of `heads` (longest first, nothing cached), right-padded sub-batches of similar
-        length; None when the model's cache is not plain full attention."""
-        from transformers import DynamicCache
-
-        states = {}
-        for chunk in _similar_lengths(heads):
-            cache = DynamicCache(config=self.model.config)
-            if not self._forward([list(h) + [self.tokenizer.pad_token_id] * (len(chunk[0]) - len(h)) for h in chunk],
-                                 cache):
-                return None
-            for u, head in enumerate(chunk):  # right padding: row u's real states are its first len(head)
-                states[head] = [(layer.keys[u:u + 1, :, :len(head)], layer.values[u:u + 1, :, :len(head)])
-                                for layer in cache.layers]
-        return states
 
     def _forward(self, rows: list[list[int]], cache, **inputs) -> bool:
         """Run `rows` (equal length) through the model into `cache`; False when the cache is not plain full
@@ -248,7 +225,7 @@ class HFEngine:
 
 
 
-def _stack(parts: list[States], width: int) -> States:
+def _stack(parts: list[list[tuple[torch.Tensor, torch.Tensor]]], width: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per layer (keys, values) of shape [rows, heads, width, dim], row r holding parts[r] (per layer
     [1, heads, n_r, dim]) at its end and zeros (masked) before: the left-padded layout."""
     out = []
@@ -261,22 +238,6 @@ def _stack(parts: list[States], width: int) -> States:
             values[r, :, width - n:] = part[layer][1][0]
         out.append((keys, values))
     return out
-
-
-def _shared_prefixes(heads: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-    """The longest whole-block prefix common to each group of `heads` that start with the same block (groups of two
-    or more), longest first."""
-    groups: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
-    for head in heads:
-        if len(head) >= PREFIX_BLOCK:
-            groups.setdefault(head[:PREFIX_BLOCK], []).append(head)
-    out = []
-    for group in groups.values():
-        if len(group) > 1:
-            first, n = group[0], min(map(len, group))
-            n = next((k for k in range(n) if any(h[k] != first[k] for h in group)), n)
-            out.append(first[:n - n % PREFIX_BLOCK])
-    return sorted(out, key=len, reverse=True)
 
 
 def _similar_lengths(heads: list[tuple[int, ...]]) -> list[list[tuple[int, ...]]]:
@@ -302,13 +263,13 @@ class _PrefixCache:
 
     def __init__(self, max_bytes: int):
         self.max_bytes, self.bytes = max_bytes, 0
-        self.blocks: OrderedDict[tuple[int, ...], States] = OrderedDict()
+        self.blocks: OrderedDict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = OrderedDict()
 
     def clear(self) -> None:
         self.blocks.clear()
         self.bytes = 0
 
-    def lookup(self, ids: tuple[int, ...]) -> tuple[int, States]:
+    def lookup(self, ids: tuple[int, ...]) -> tuple[int, list[tuple[torch.Tensor, torch.Tensor]]]:
         """(n, states of ids[:n] per layer) for the longest cached run of whole blocks at the start of `ids`."""
         found = []
         for end in range(PREFIX_BLOCK, len(ids) + 1, PREFIX_BLOCK):
@@ -323,7 +284,7 @@ class _PrefixCache:
                                             torch.cat([b[layer][1] for b in found], dim=2))
                                            for layer in range(len(found[0]))]
 
-    def store(self, ids: tuple[int, ...], states: States) -> None:
+    def store(self, ids: tuple[int, ...], states: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         """Keep the whole blocks of `ids` (states: per layer [1, heads, len(ids), dim]) not cached yet."""
         for end in range(PREFIX_BLOCK, len(ids) + 1 if self.max_bytes > 0 else 0, PREFIX_BLOCK):
             if ids[:end] in self.blocks:
