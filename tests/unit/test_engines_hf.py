@@ -88,15 +88,15 @@ def test_prefill_once_per_distinct_prompt_equals_plain_generate(engine, monkeypa
     """The engine prefills each distinct prompt once, unpadded, and starts `generate` from that cache: the tokens
     are those of plain left-padded `model.generate` (greedy and sampled), and the prefill really ran."""
     prompts = engine.chat([*PROBLEMS, PROBLEMS[1]])  # a duplicate, as MCTS siblings of one expansion send
-    kw = dict(max_new_tokens=14, temperature=0.8, top_p=0.9, seed=5, keys=[f"k{i}" for i in range(5)])
+    kw = dict(max_new_tokens=8, temperature=0.8, top_p=0.9, seed=5, keys=[f"k{i}" for i in range(5)])
     monkeypatch.setattr(engine, "batch_size", 8)
     prefilled: list[int] = []
     real_prefill = engine._prefill
     monkeypatch.setattr(engine, "_prefill", lambda ids: prefilled.append(len(ids)) or real_prefill(ids))
-    fast = [engine.generate(prompts, **kw), engine.generate(prompts, max_new_tokens=14)]
+    fast = [engine.generate(prompts, **kw), engine.generate(prompts, max_new_tokens=8)]
     assert prefilled == [5, 4]  # greedy: the duplicate prompt is generated once
     monkeypatch.setattr(engine, "_prefill", lambda ids: None)
-    plain = [engine.generate(prompts, **kw), engine.generate(prompts, max_new_tokens=14)]
+    plain = [engine.generate(prompts, **kw), engine.generate(prompts, max_new_tokens=8)]
     for a, b in zip(fast, plain, strict=True):
         assert [(c.text, c.n_tokens, c.finish_reason) for (c,) in a] == [(c.text, c.n_tokens, c.finish_reason)
                                                                           for (c,) in b]
