@@ -118,6 +118,7 @@ class EngineConfig:
     stop: list[str] = field(default_factory=list)
     dtype: str = "auto"  # hf / vllm weights dtype: auto | float32 | bfloat16 | float16
     device: str | None = None  # hf: cpu | cuda | cuda:1 ...; None picks cuda when available
+    prefix_cache_mib: int = 1024  # hf: key/value states of prompt prefixes kept for reuse across calls; 0: off
     # openai-compatible servers
     base_url: str | None = None
     endpoint: str = "chat"  # chat (/chat/completions, server applies the chat template) | completions
@@ -226,6 +227,7 @@ class MctsConfig:
     phrases: dict[str, list[str]] = field(default_factory=dict)
     transfer: dict[str, dict[str, int]] = field(default_factory=dict)  # kind (or root) → {kind: children}
     length_quantile: float = 0.0  # Thoughts Length Balance: 0 shortest correct path .. 1 longest, as SFT data
+    sft_length: str = "quantile"  # quantile (length_quantile) | shortest | median | longest: the paper's short/mid/long
     pairs: MctsPairsConfig = field(default_factory=MctsPairsConfig)
     from_trees: str = ""  # an earlier `dlcot mcts` run's directory: extract from its trees, no search
 
@@ -397,6 +399,7 @@ MINIMUMS: dict[str, int] = {
     "engine.max_new_tokens": 1, "enhance.workers": 0, "enhance.dedup_k": 0, "train.limit": 0,
     "train.max_length": 1, "train.per_device_batch_size": 1, "train.gradient_accumulation_steps": 1,
     "train.save_steps": 1, "eval.limit": 0, "eval.n": 1, "eval.chunk_size": 1, "eval.checker_workers": 1,
+    "engine.prefix_cache_mib": 0,
 }
 
 

@@ -10,6 +10,13 @@ from dlcot.mcts.tree import KINDS, check_transfer
 CHOICES = {"reward": ("answer_nodes", "probe_every_node"), "writer_mode": ("roles", "random"),
            "reflection": ("fixed", "generated", "generated_with_answer", "none")}
 PAIR_CHOICES = {"prefix": ("min", "max"), "length": ("balanced", "any")}
+# the paper's short / mid / long SFT path choices (Thoughts Length Balance) as nearest-rank quantiles
+SFT_LENGTHS = {"shortest": 0.0, "median": 0.5, "longest": 1.0}
+
+
+def sft_quantile(m: DictConfig) -> float:
+    """The nearest-rank quantile of a problem's correct-path lengths that becomes its SFT path."""
+    return SFT_LENGTHS.get(m.sft_length, m.length_quantile)
 
 
 def check_settings(m: DictConfig) -> None:
@@ -45,6 +52,12 @@ def check_settings(m: DictConfig) -> None:
                           "the thresholds are out of order (a search gives up later than it may end with enough)")
     if not 0 <= m.length_quantile <= 1:
         raise ConfigError(f"mcts.length_quantile={m.length_quantile}: 0 (shortest correct path) .. 1 (longest)")
+    if m.sft_length not in ("quantile", *SFT_LENGTHS):
+        raise ConfigError(f"mcts.sft_length={m.sft_length!r}: use one of quantile, {', '.join(SFT_LENGTHS)}")
+    if m.sft_length != "quantile" and m.length_quantile not in (0.0, SFT_LENGTHS[m.sft_length]):
+        raise ConfigError(f"mcts.sft_length={m.sft_length} is quantile {SFT_LENGTHS[m.sft_length]}, but "
+                          f"mcts.length_quantile={m.length_quantile}: set one of them (sft_length=quantile to use "
+                          "length_quantile)")
     if m.pairs.max < 0 or m.max_depth < 0 or m.node_max_tokens < 1 or m.batch_problems < 1:
         raise ConfigError("mcts.pairs.max and mcts.max_depth must be >= 0, mcts.node_max_tokens and "
                           "mcts.batch_problems >= 1")
