@@ -212,7 +212,7 @@ class EngineConfig(Section):
     """
     MINIMUMS: ClassVar[dict[str, float]] = {"batch_size": 1, "chunk_size": 1, "max_new_tokens": 1, "temperature": 0,
                                             "concurrency": 1, "max_retries": 0, "tensor_parallel_size": 1,
-                                            "max_model_len": 1}
+                                            "max_model_len": 1, "prefix_cache_mib": 0}
     name: EngineName = EngineName.hf
     batch_size: int = 8  # hf: sequences per forward pass
     chunk_size: int | None = None  # prompts per generate() call (written after each); None: batch_size
@@ -222,6 +222,7 @@ class EngineConfig(Section):
     stop: list[str] = field(default_factory=list)
     dtype: Dtype = Dtype.auto  # hf / vllm weights dtype
     device: str | None = None  # hf: cpu | cuda | cuda:1 ...; None picks cuda when available
+    prefix_cache_mib: int = 1024  # hf: key/value states of prompt prefixes kept for reuse across calls; 0: off
     # openai-compatible servers
     base_url: str | None = None
     endpoint: Endpoint = Endpoint.chat  # chat (/chat/completions, server applies the chat template) | completions
@@ -411,6 +412,14 @@ def check_transfer(transfer: Mapping[str, Mapping[str, int]], key: str, answers_
         raise ConfigError(f"{key}: from {stuck} no path reaches an answer node, so a rollout could not end")
 
 
+class SftLength(Choice):
+    quantile, shortest, median, longest = "quantile", "shortest", "median", "longest"
+
+
+# the paper's short / mid / long SFT path choices (Thoughts Length Balance) as nearest-rank quantiles
+SFT_LENGTHS = {SftLength.shortest: 0.0, SftLength.median: 0.5, SftLength.longest: 1.0}
+
+
 class MctsReward(Choice):
     answer_nodes, probe_every_node = "answer_nodes", "probe_every_node"
 
@@ -450,6 +459,7 @@ class MctsConfig(Section):
     phrases: dict[str, list[str]] = field(default_factory=dict)
     transfer: dict[str, dict[str, int]] = field(default_factory=dict)  # kind (or root) → {kind: children}
     length_quantile: float = 0.0  # Thoughts Length Balance: 0 shortest correct path .. 1 longest, as SFT data
+    sft_length: SftLength = SftLength.quantile  # quantile (length_quantile) | the paper's short/mid/long presets
     pairs: MctsPairsConfig = field(default_factory=MctsPairsConfig)
     from_trees: str = ""  # an earlier `dlcot mcts` run's directory: extract from its trees, no search
 
@@ -467,6 +477,10 @@ class MctsConfig(Section):
             raise ConfigError(f"{key}.tags: no tag for {missing}; every kind's text is wrapped in <tag>...</tag>")
         check(0 <= self.length_quantile <= 1, f"{key}.length_quantile", self.length_quantile,
               "0 (shortest correct path) .. 1 (longest)")
+        preset = SFT_LENGTHS.get(self.sft_length)
+        if preset is not None and self.length_quantile not in (0.0, preset):
+            raise ConfigError(f"{key}.sft_length={self.sft_length} is quantile {preset}, but {key}.length_quantile="
+                              f"{self.length_quantile}: set one of them (sft_length=quantile to use length_quantile)")
         bad_roles = {k: w for k, w in self.roles.items() if w < 0}
         check(not bad_roles, f"{key}.roles", bad_roles, "a writer index is >= 0 (0 = teacher.model, then mcts.writers)")
         check("{problem}" in self.base_prompt, f"{key}.base_prompt", repr(self.base_prompt),

@@ -31,7 +31,8 @@ def make_engine(cfg: DictConfig, *, model_path: str | None = None, tokenizer_nam
     if name == "hf":
         from dlcot.engines.hf import HFEngine
 
-        return HFEngine(model_path, batch_size=cfg.batch_size, dtype=str(cfg.dtype), device=cfg.device)
+        return HFEngine(model_path, batch_size=cfg.batch_size, dtype=str(cfg.dtype), device=cfg.device,
+                        prefix_cache_mib=cfg.get("prefix_cache_mib", 1024))
     if name == "vllm":
         from dlcot.engines.vllm import VLLMEngine
 

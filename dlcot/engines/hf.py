@@ -1,15 +1,32 @@
-"""transformers generation: left-padded batches of similar length, exact per-sample seeds.
+"""transformers generation: batches of similar length, prompts prefilled once without a padding mask, exact seeds.
 
 Sampling is done by a logits processor that adds Gumbel noise from one `torch.Generator` per row, on top of
 temperature and top-p, and then decodes greedily: argmax(logits/T + Gumbel) is an exact draw from softmax(logits/T)
 (the Gumbel-max trick). Each row's randomness therefore depends only on its own (seed, key, sample) — not on the
 batch it landed in — which `model.generate(do_sample=True)`, with one global RNG for the whole batch, cannot give.
-Temperature 0 is plain greedy decoding, and `n` greedy samples are one generation repeated.
+Temperature 0 is plain greedy decoding, and `n` greedy samples (or identical greedy prompts) are one generation.
+
+Prefill (why a batch is not simply handed to `model.generate`): a left-padded batch needs a 4-D padding mask, which
+takes SDPA off its causal fast path (on CPU the masked kernel costs ~3.6x per prefill token at 900 tokens; on GPU
+a mask rules out the flash kernel), and the MCTS search sends each node's prompt once per sibling. So every
+*distinct* prompt but its last token is run once, right-padded (a causal model never lets a real token see the pads
+after it, so no mask is needed and the pads' outputs are dropped), in sub-batches of similar length; its keys and
+values are moved to the left-padded layout and repeated for duplicate prompts; `generate` then starts from that cache
+and runs only the last prompt token and the new ones, with positions from the attention mask as usual. Models whose
+cache is not plain full attention (sliding-window, hybrid) take the plain path.
+
+Prefix cache (`engine.prefix_cache_mib`): the states of every whole 32-token block of a prefilled prompt are kept,
+keyed by the exact tokens up to the block's end, and a later prompt that starts with cached blocks runs only its
+rest. An MCTS node's prompt is its problem's chat turn plus the path to it, so most of every prompt was seen before;
+a judge retry repeats its first prompt. vLLM does the same (automatic prefix caching); without it the hf engine
+recomputed the whole ~600-token chat turn for every node.
 """
 from __future__ import annotations
 
 import gc
+import inspect
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +37,8 @@ from dlcot.errors import ModelError
 
 log = logging.getLogger(__name__)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
+PREFILL_SLACK = 1.25  # a prefill sub-batch holds at most this many padded tokens per real one
+PREFIX_BLOCK = 32  # tokens per cached prefix block
 
 
 class _RowGumbel:
@@ -46,7 +65,8 @@ class HFEngine:
 
     name = "hf"
 
-    def __init__(self, model_path: str, *, batch_size: int = 8, dtype: str = "auto", device: str | None = None):
+    def __init__(self, model_path: str, *, batch_size: int = 8, dtype: str = "auto", device: str | None = None,
+                 prefix_cache_mib: int = 1024):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.tokenizer_name = str(model_path)
@@ -76,6 +96,12 @@ class HFEngine:
         self.eos_ids = sorted(i for i in eos if i is not None)
         if not self.eos_ids:
             raise ModelError(f"model={model_path}: no eos token in tokenizer or generation_config")
+        # the cache keyword: `cache` from transformers 5.24, `past_key_values` before (still accepted, deprecated)
+        params = inspect.signature(self.model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._prefill_kw = {"logits_to_keep": 1} if "logits_to_keep" in params else {}  # no full-vocab logits
+        self.prefixes = _PrefixCache(prefix_cache_mib << 20)
+        self._plain = False  # set when the model's cache turns out not to be plain full attention
 
     def chat(self, texts: Sequence[str], system_prompt: str | None = None) -> list[str]:
         return chat_with_template(self.tokenizer, texts, system_prompt, f"model={self.tokenizer_name}")
@@ -85,33 +111,100 @@ class HFEngine:
                  keys: Sequence[str] | None = None) -> list[list[Completion]]:
         keys = prompt_keys(prompts, keys)
         greedy = temperature <= 0.0
-        jobs = [(i, j) for i in range(len(prompts)) for j in range(1 if greedy else n)]
-        lengths = [len(ids) for ids in self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
-        jobs.sort(key=lambda job: -lengths[job[0]])  # similar lengths share a batch: little padding
+        ids = self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+        first = {p: i for i, p in reversed(list(enumerate(prompts)))}
+        # greedy: one generation per distinct prompt; sampled: one per (prompt, sample), each with its own seed
+        jobs = [(i, j) for i in range(len(prompts)) if not greedy or first[prompts[i]] == i
+                for j in range(1 if greedy else n)]
+        jobs.sort(key=lambda job: -len(ids[job[0]]))  # similar lengths share a batch: little padding
         out: dict[tuple[int, int], Completion] = {}
         for b in range(0, len(jobs), self.batch_size):
             batch = jobs[b:b + self.batch_size]
             seeds = [sample_seed(seed, keys[i], j) for i, j in batch]
-            done = self._generate_batch([prompts[i] for i, _ in batch], seeds, max_new_tokens, temperature, top_p,
+            done = self._generate_batch([ids[i] for i, _ in batch], seeds, max_new_tokens, temperature, top_p,
                                         list(stop))
             out.update(zip(batch, done, strict=True))
-        return [[out[(i, 0 if greedy else j)] for j in range(n)] for i in range(len(prompts))]
+        if greedy:
+            return [[out[(first[p], 0)]] * n for p in prompts]
+        return [[out[(i, j)] for j in range(n)] for i in range(len(prompts))]
 
     @torch.inference_mode()
-    def _generate_batch(self, prompts: list[str], seeds: list[int], max_new_tokens: int, temperature: float,
+    def _generate_batch(self, ids: list[list[int]], seeds: list[int], max_new_tokens: int, temperature: float,
                         top_p: float, stop: list[str]) -> list[Completion]:
         from transformers import GenerationConfig, LogitsProcessorList
 
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        width, pad = max(map(len, ids)), self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.device)
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
+        cache = self._prefill(ids)
         config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=self.eos_ids,
-                                  pad_token_id=self.tokenizer.pad_token_id, stop_strings=stop or None)
+                                  pad_token_id=pad, stop_strings=stop or None)
         procs = LogitsProcessorList()
         if temperature > 0.0:
             procs.append(_RowGumbel(seeds, temperature, top_p, self.device))
-        gen = self.model.generate(**enc, generation_config=config, logits_processor=procs,
-                                  tokenizer=self.tokenizer if stop else None)
-        new = gen[:, enc["input_ids"].shape[1]:].tolist()
-        return [self._completion(ids, max_new_tokens, stop) for ids in new]
+        extra = {} if cache is None else {self._cache_kw: cache}
+        gen = self.model.generate(input_ids=input_ids, attention_mask=mask, generation_config=config,
+                                  logits_processor=procs, tokenizer=self.tokenizer if stop else None, **extra)
+        new = gen[:, width:].tolist()
+        return [self._completion(x, max_new_tokens, stop) for x in new]
+
+    def _prefill(self, ids: list[list[int]]):
+        """A cache of every prompt but its last token in left-padded layout (module docstring), or None when the
+        model's cache is not plain full attention or a prompt has a single token."""
+        from transformers import DynamicCache
+
+        if self._plain or min(map(len, ids)) < 2:
+            return None
+        heads = sorted(dict.fromkeys(tuple(x[:-1]) for x in ids), key=len, reverse=True)
+        states: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        pad, misses, hits = self.tokenizer.pad_token_id, [], []
+        for head in heads:
+            n, cached = self.prefixes.lookup(head)
+            if n == 0:
+                misses.append(head)
+            elif n == len(head):
+                states[head] = cached
+            else:
+                hits.append((head, n, cached))
+        if hits:  # one batch: cached states left-padded, the rest right-padded after them, masked and positioned
+            past, span = max(n for _, n, _ in hits), max(len(h) - n for h, n, _ in hits)
+            cache = DynamicCache(config=self.model.config)
+            for layer, (keys, values) in enumerate(_stack([c for _, _, c in hits], past)):
+                cache.update(keys, values, layer)
+            rows = [list(h[n:]) + [pad] * (span - len(h) + n) for h, n, _ in hits]
+            mask = [[0] * (past - n) + [1] * len(h) + [0] * (span - len(h) + n) for h, n, _ in hits]
+            positions = [list(range(n, n + span)) for _, n, _ in hits]
+            if not self._forward(rows, cache, attention_mask=torch.tensor(mask, device=self.device),
+                                 position_ids=torch.tensor(positions, device=self.device)):
+                return None
+            for r, (head, n, _) in enumerate(hits):
+                states[head] = [(layer.keys[r:r + 1, :, past - n:past - n + len(head)],
+                                 layer.values[r:r + 1, :, past - n:past - n + len(head)]) for layer in cache.layers]
+        for chunk in _similar_lengths(misses):
+            cache = DynamicCache(config=self.model.config)
+            if not self._forward([list(h) + [pad] * (len(chunk[0]) - len(h)) for h in chunk], cache):
+                return None
+            for u, head in enumerate(chunk):  # right padding: row u's real states are its first len(head)
+                states[head] = [(layer.keys[u:u + 1, :, :len(head)], layer.values[u:u + 1, :, :len(head)])
+                                for layer in cache.layers]
+        for head in heads:
+            self.prefixes.store(head, states[head])
+        row = {h: u for u, h in enumerate(heads)}
+        rows_of = torch.tensor([row[tuple(x[:-1])] for x in ids], device=self.device)
+        out = DynamicCache(config=self.model.config)
+        for layer, (keys, values) in enumerate(_stack([states[h] for h in heads], len(heads[0]))):
+            out.update(keys.index_select(0, rows_of), values.index_select(0, rows_of), layer)
+        return out
+
+    def _forward(self, rows: list[list[int]], cache, **inputs) -> bool:
+        """Run `rows` (equal length) through the model into `cache`; False when the cache is not plain full
+        attention (sliding-window or hybrid layers), whose states the left-padded layout cannot hold."""
+        from transformers.cache_utils import DynamicLayer
+
+        x = torch.tensor(rows, device=self.device)
+        self.model(input_ids=x, use_cache=True, **{self._cache_kw: cache}, **inputs, **self._prefill_kw)
+        self._plain = not all(type(layer) is DynamicLayer for layer in cache.layers)
+        return not self._plain
 
     def _completion(self, ids: list[int], max_new_tokens: int, stop: list[str]) -> Completion:
         end = next((k for k, t in enumerate(ids) if t in self.eos_ids), None)
@@ -125,7 +218,81 @@ class HFEngine:
 
     def close(self) -> None:
         self.model = None  # type: ignore[assignment]
+        self.prefixes.clear()
         gc.collect()  # the weights go now, not at the next collection: a trainer or engine may start next
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
+
+
+def _stack(parts: list[list[tuple[torch.Tensor, torch.Tensor]]], width: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per layer (keys, values) of shape [rows, heads, width, dim], row r holding parts[r] (per layer
+    [1, heads, n_r, dim]) at its end and zeros (masked) before: the left-padded layout."""
+    out = []
+    for layer, (k0, _) in enumerate(parts[0]):
+        keys = k0.new_zeros(len(parts), k0.shape[1], width, k0.shape[3])
+        values = torch.zeros_like(keys)
+        for r, part in enumerate(parts):
+            n = part[layer][0].shape[2]
+            keys[r, :, width - n:] = part[layer][0][0]
+            values[r, :, width - n:] = part[layer][1][0]
+        out.append((keys, values))
+    return out
+
+
+def _similar_lengths(heads: list[tuple[int, ...]]) -> list[list[tuple[int, ...]]]:
+    """`heads` (longest first) cut into prefill sub-batches of at most PREFILL_SLACK padded tokens per real one."""
+    chunks: list[list[tuple[int, ...]]] = []
+    real = 0
+    for head in heads:
+        if chunks and (len(chunks[-1]) + 1) * len(chunks[-1][0]) <= PREFILL_SLACK * (real + len(head)):
+            chunks[-1].append(head)
+            real += len(head)
+        else:
+            chunks.append([head])
+            real = len(head)
+    return chunks
+
+
+class _PrefixCache:
+    """Key and value states of prompt prefixes in blocks of PREFIX_BLOCK tokens, each keyed by all the tokens up to
+    its end (exact keys; vLLM's automatic prefix caching hashes the same thing). Causal attention makes a prefix's
+    states independent of what follows it, so a block serves every later prompt that starts with its key: an MCTS
+    node's prompt is its problem's chat turn plus the path to it, a judge retry is the first prompt plus a note.
+    Least recently used blocks go first beyond `max_bytes` (0: off)."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.bytes = max_bytes, 0
+        self.blocks: OrderedDict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = OrderedDict()
+
+    def clear(self) -> None:
+        self.blocks.clear()
+        self.bytes = 0
+
+    def lookup(self, ids: tuple[int, ...]) -> tuple[int, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """(n, states of ids[:n] per layer) for the longest cached run of whole blocks at the start of `ids`."""
+        found = []
+        for end in range(PREFIX_BLOCK, len(ids) + 1, PREFIX_BLOCK):
+            block = self.blocks.get(ids[:end])
+            if block is None:
+                break
+            self.blocks.move_to_end(ids[:end])
+            found.append(block)
+        if not found:
+            return 0, []
+        return len(found) * PREFIX_BLOCK, [(torch.cat([b[layer][0] for b in found], dim=2),
+                                            torch.cat([b[layer][1] for b in found], dim=2))
+                                           for layer in range(len(found[0]))]
+
+    def store(self, ids: tuple[int, ...], states: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Keep the whole blocks of `ids` (states: per layer [1, heads, len(ids), dim]) not cached yet."""
+        for end in range(PREFIX_BLOCK, len(ids) + 1 if self.max_bytes > 0 else 0, PREFIX_BLOCK):
+            if ids[:end] in self.blocks:
+                continue
+            block = [(k[:, :, end - PREFIX_BLOCK:end].clone(), v[:, :, end - PREFIX_BLOCK:end].clone())
+                     for k, v in states]
+            self.blocks[ids[:end]] = block
+            self.bytes += sum(k.nbytes + v.nbytes for k, v in block)
+            while self.bytes > self.max_bytes:
+                _, old = self.blocks.popitem(last=False)
+                self.bytes -= sum(k.nbytes + v.nbytes for k, v in old)

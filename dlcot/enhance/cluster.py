@@ -13,6 +13,7 @@ off only across millions of spans), the overlap coefficient |A ∩ B| / min(|A|,
 few common bigrams look contained in everything) and TF-IDF cosine over all words with per-trace IDF (0.67:
 the wording of checks is shared across methods). On the synthetic teacher's approaches every lexical measure
 is weak (AUC 0.41-0.66): its methods write the same numbers in a different order, which bigrams only partly see.
+The alternative measures live with the benchmark that compares them (`tests/benchmarks/similarity.py`).
 Clustering is greedy in order of appearance: a span joins the earliest
 cluster holding a member at least `threshold` similar, else opens a new one. Every member after the first of a
 cluster is *redundant*. Spans with too little mathematics to compare (< MIN_BIGRAMS bigrams, e.g. "Does 52 make
@@ -20,15 +21,11 @@ sense? It is a whole number.") are their own cluster.
 """
 from __future__ import annotations
 
-import hashlib
-import math
 import re
-from collections import Counter
 from collections.abc import Sequence
 
 _MATH_TOKEN = re.compile(r"\\[A-Za-z]+|\d+(?:\.\d+)?|(?<![A-Za-z])[A-Za-z](?![A-Za-z])|[=+\-*/^<>≤≥×÷√π()\[\]{}|!]")
 _HYPHENATED = re.compile(r"(?<=[A-Za-z])-(?=[A-Za-z])")  # "double-check" is wording, not a minus
-_WORD = re.compile(r"[A-Za-z]+|\d+(?:\.\d+)?|\\[A-Za-z]+")
 _IGNORED = {"\\(", "\\)", "\\[", "\\]", "\\quad", "\\qquad", "\\left", "\\right", "\\text", "\\,"}
 # Single letters that are English words more often than variables ("a", "I") and delimiter noise.
 _STOP = {"a", "A", "I", "(", ")", "[", "]", "{", "}"}
@@ -50,42 +47,10 @@ def bigrams(text: str) -> frozenset[str]:
     return frozenset(f"{a} {b}" for a, b in zip(toks, toks[1:], strict=False))
 
 
-def overlap(a: frozenset[str], b: frozenset[str]) -> float:
-    """|A ∩ B| / min(|A|, |B|); 0 when either side has fewer than MIN_BIGRAMS bigrams."""
-    if len(a) < MIN_BIGRAMS or len(b) < MIN_BIGRAMS:
-        return 0.0
-    return len(a & b) / min(len(a), len(b))
-
-
 def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     if len(a) < MIN_BIGRAMS or len(b) < MIN_BIGRAMS:
         return 0.0
     return len(a & b) / len(a | b)
-
-
-def minhash(items: frozenset[str], k: int = 64) -> tuple[int, ...]:
-    """A k-permutation MinHash signature (salted blake2b), deterministic across runs and machines."""
-    if not items:
-        return tuple([2**64 - 1] * k)
-    return tuple(min(int.from_bytes(hashlib.blake2b(x.encode(), digest_size=8, salt=i.to_bytes(8, "little"))
-                                    .digest(), "little") for x in items) for i in range(k))
-
-
-def minhash_similarity(a: tuple[int, ...], b: tuple[int, ...]) -> float:
-    return sum(x == y for x, y in zip(a, b, strict=False)) / max(1, len(a))
-
-
-def tfidf_cosine(texts: Sequence[str]) -> list[list[float]]:
-    """Pairwise cosine of TF-IDF vectors over all word and math tokens, IDF taken over `texts` themselves."""
-    bags = [Counter(t.lower() for t in _WORD.findall(text)) for text in texts]
-    df = Counter(w for bag in bags for w in bag)
-    n = len(texts)
-    vecs = []
-    for bag in bags:
-        v = {w: c * math.log((1 + n) / (1 + df[w])) + c * 1e-3 for w, c in bag.items()}
-        norm = math.sqrt(sum(x * x for x in v.values())) or 1.0
-        vecs.append({w: x / norm for w, x in v.items()})
-    return [[sum(x * vb.get(w, 0.0) for w, x in va.items()) for vb in vecs] for va in vecs]
 
 
 def cluster(texts: Sequence[str], threshold: float) -> list[int]:
@@ -97,12 +62,3 @@ def cluster(texts: Sequence[str], threshold: float) -> list[int]:
         ids.append(best if best is not None else (max(ids) + 1 if ids else 0))
     return ids
 
-
-def redundant(ids: Sequence[int]) -> list[bool]:
-    """True for every member after the first of its cluster."""
-    seen: set[int] = set()
-    out = []
-    for c in ids:
-        out.append(c in seen)
-        seen.add(c)
-    return out

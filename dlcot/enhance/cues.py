@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from dlcot.answers import extract_answer, last_boxed
 
@@ -121,6 +121,9 @@ _ARITH = re.compile(r"\d\s*[-+*/×÷^]\s*\(?\d|=\s*-?\d")
 _MULTI = re.compile(r"\\text\{\s*(?:or|and)\s*\}|\bor\b|\band\b|\\quad|,\s*[a-z]\s*=", re.I)
 _CLAUSE = re.compile(r",\s+(?:which|achieved|attained|since|because|as|when|where|with|giving|so that|but|and "
                      r"(?:this|that|it))\b")
+# Every value form above (a box, inline math, a number, "\\pi", "x = 3", "\\frac{..}", "(a, b)", "[1, 2]") holds one of
+# these characters: a sentence without any states no value.
+_MAY_STATE = re.compile(r"[\d\\${(\[π√]")
 _MATH_VALUE = re.compile(r"[\d\\]|^[a-z]$|^[-+]?\w{1,3}$", re.I)
 
 
@@ -167,6 +170,8 @@ def stated_value(sentence: str) -> str | None:
     ("so \\(x = 5\\) is valid" -> "5"); then a plain value after "is"/"="/"equals" at the end of the sentence
     ("the probability is 33/100." -> "33/100", "the smallest sum is 129, achieved when ..." -> "129").
     """
+    if not _MAY_STATE.search(sentence):
+        return None  # most sentences of a trace are prose: nothing below can match without one of these
     if "\\boxed" in sentence or "\\fbox" in sentence:
         boxed = last_boxed(sentence)
         if boxed:
@@ -183,6 +188,7 @@ def stated_value(sentence: str) -> str | None:
 _PARAS_BACK = 3  # trailing paragraphs ("I think that's correct.") skipped when looking for the final statement
 
 
+@lru_cache(maxsize=8)  # segmenting, labelling and enhancing one trace each read its final statement
 def final_statement(text: str) -> tuple[str | None, int | None]:
     """(answer, offset of the paragraph stating it): the answer a reasoning text ends with, or (None, None).
 
@@ -321,10 +327,9 @@ class Unit:
     @cached_property
     def mathy(self) -> bool:
         """Does the unit compute something (display math, or equations with numbers)?"""
-        if self.has_display_math:
+        if self.has_display_math or self.n_equals >= 2:
             return True
-        digits = sum(ch.isdigit() for ch in self.text)
-        return self.n_equals >= 2 or (self.n_equals >= 1 and digits >= 2)
+        return self.n_equals >= 1 and sum(map(str.isdigit, self.text)) >= 2
 
     @cached_property
     def sentences(self) -> list[tuple[int, int]]:

@@ -39,7 +39,7 @@ from typing import Any
 
 from dlcot import procs
 from dlcot.answers import AnswerChecker
-from dlcot.enhance import cluster as K
+from dlcot.enhance.cluster import cluster
 from dlcot.enhance.cues import final_statement
 from dlcot.enhance.label import UNDECIDED, Labeled, OfflineBackend, final_answer_of
 from dlcot.enhance.simplify import Decision, Policy, decide, is_passthrough, splice
@@ -115,6 +115,11 @@ class _Worker:
         """Start offset of every token of each text (no special tokens)."""
         if self.tokenizer is None:
             return [[m.start() for m in _WS_TOKEN.finditer(t)] for t in texts]
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if (backend is not None and backend.truncation is None and backend.padding is None
+                and backend.encode_special_tokens == bool(getattr(self.tokenizer, "split_special_tokens", False))):
+            # the fast tokenizer's own batch encoder, as `tokenizer(...)` calls it, without building a BatchEncoding
+            return [[a for a, _ in e.offsets] for e in backend.encode_batch(texts, add_special_tokens=False)]
         enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
         return [[a for a, _ in offs] for offs in enc["offset_mapping"]]
 
@@ -142,15 +147,20 @@ def _worker() -> _Worker:
 
 
 def _by_kind(starts: list[int], spans: list[tuple[int, int, str]]) -> dict[str, int]:
-    """Tokens per segment kind: each token counts for the span holding its first character."""
+    """Tokens per segment kind: each token counts for the span holding its first character (the last span that
+    starts at or before it; tokens before the first span count for none). Kinds in order of first token."""
     out: dict[str, int] = {}
-    lo = [s for s, _, _ in spans]
-    for t in starts:
-        i = bisect.bisect_right(lo, t) - 1
-        if i >= 0:
-            kind = spans[i][2]
-            out[kind] = out.get(kind, 0) + 1
+    for kind, n in zip((k for _, _, k in spans), _tokens_per_span(starts, [s for s, _, _ in spans]), strict=True):
+        if n:
+            out[kind] = out.get(kind, 0) + n
     return out
+
+
+def _tokens_per_span(token_starts: list[int], span_starts: list[int]) -> list[int]:
+    """How many of the (sorted) token start offsets fall in each span, a span running from its start to the next
+    one's: two binary searches per span instead of one per token."""
+    edges = [bisect.bisect_left(token_starts, s) for s in span_starts] + [len(token_starts)]
+    return [max(0, b - a) for a, b in zip(edges, edges[1:], strict=False)]
 
 
 def _reject(trace_id: str, reason: str, detail: str) -> tuple[str, dict[str, Any]]:
@@ -169,83 +179,103 @@ def enhance_one(item: Trace | Reject) -> tuple[str, dict[str, Any]]:
         return _reject(item.id, "internal_error", f"{type(err).__name__}: {err}")
 
 
-def _enhance(trace: Trace, w: _Worker) -> tuple[str, dict[str, Any]]:
-    st, policy = w.settings, w.settings.policy
-    text = trace.reasoning
-    if not text.strip():
+Outcome = tuple[str, dict[str, Any]]
+
+
+def _enhance(trace: Trace, w: _Worker) -> Outcome:
+    """The steps of `enhance_one` (module docstring): each check returns a reject row, or None to go on."""
+    if not trace.reasoning.strip():
         return _reject(trace.id, "empty_reasoning", "the reasoning field is empty or whitespace")
-    # The conclusion decides first (one rule, every backend), before any approach is segmented or verified: a
-    # trace rejected here costs one math-verify call, not one per candidate answer (the verdict is cached, so
-    # `label` below gets it for free).
-    final, stated_at = final_statement(text)
+    final, stated_at = final_statement(trace.reasoning)
+    if (rejected := _check_conclusion(trace, final, w)) is not None:
+        return rejected
+    lab: Labeled = w.backend.label(trace, w.backend.segment(trace))
+    if (rejected := _check_labels(trace, lab, w)) is not None:
+        return rejected
+    notes = [] if lab.first_correct is not None else ["kept_raw"]
+    segs = lab.segmentation.segments
+    texts = [trace.reasoning[s.start:s.end] for s in segs]
+    judged = w.backend.clusters(trace) if hasattr(w.backend, "clusters") else None
+    clusters: list[int | None] = judged if judged is not None else _offline_clusters(segs, texts, w.settings)
+    # the paragraph the final answer is read from, and what follows, is never cut: not by a policy, not as an error
+    errors = [(a, min(b, stated_at)) for a, b in lab.error_spans if stated_at is None or a < stated_at]
+    if notes or w.settings.policy.is_passthrough:
+        decisions = [Decision(True) for _ in segs]
+    else:
+        decisions = decide(segs, clusters, w.settings.policy, texts, error_spans=errors, protect_from=stated_at)
+    rewrites = w.backend.rewrites(trace) if hasattr(w.backend, "rewrites") else None
+    cut = splice(trace.reasoning, segs, decisions, w.settings.policy, errors, rewrites)
+    if (rejected := _check_answer_kept(trace, lab, cut.text, w)) is not None:
+        return rejected
+    for seg_lineage, c in zip(cut.lineage["segments"], clusters, strict=False):
+        seg_lineage["cluster"] = c
+    lineage = {**cut.lineage, "backend": w.backend.name, "notes": notes,
+               "first_answer_end": lab.segmentation.first_answer_end, "final_answer": lab.final_answer,
+               "answer_preserved": True, "error_spans_marked": len(lab.error_spans),
+               "tokens": _token_counts(trace.reasoning, cut, segs, decisions, w)}
+    return "kept", {**to_json_dict(trace), "enhanced": cut.text, "lineage": lineage}
+
+
+def _check_conclusion(trace: Trace, final: str | None, w: _Worker) -> Outcome | None:
+    """The trace's own conclusion decides first (one rule, every backend), before any approach is segmented or
+    verified: a trace rejected here costs one math-verify call, not one per candidate answer (the verdict is
+    cached, so `label` gets it for free)."""
+    text = trace.reasoning
     verdict = w.checker.check_answers([(trace.gold_answer, final)])[0]
     if verdict.reason == "unparsable_gold":
         return _reject(trace.id, "unparsable_gold", f"math-verify cannot parse gold answer {trace.gold_answer!r}")
-    if not verdict.correct:
-        unclosed = any(t in text for t in _OPEN_TAGS) and not any(t in text for t in _CLOSE_TAGS)
-        if final is None or unclosed:
-            return _reject(trace.id, "unclosed_thought" if unclosed else "no_final_answer",
-                           "the reasoning states no final answer at its end (truncated?); the enhanced text "
-                           "must end with the conclusion and its answer")
-        if verdict.reason in UNDECIDED:
-            return _reject(trace.id, "final_answer_unverified",
-                           f"math-verify could not decide {final!r} against gold {trace.gold_answer!r}")
-        return _reject(trace.id, "final_answer_wrong",
-                       f"the reasoning ends with {final!r}, gold is {trace.gold_answer!r}")
-    lab: Labeled = w.backend.label(trace, w.backend.segment(trace))
+    if verdict.correct:
+        return None
+    unclosed = any(t in text for t in _OPEN_TAGS) and not any(t in text for t in _CLOSE_TAGS)
+    if final is None or unclosed:
+        return _reject(trace.id, "unclosed_thought" if unclosed else "no_final_answer",
+                       "the reasoning states no final answer at its end (truncated?); the enhanced text "
+                       "must end with the conclusion and its answer")
+    if verdict.reason in UNDECIDED:
+        return _reject(trace.id, "final_answer_unverified",
+                       f"math-verify could not decide {final!r} against gold {trace.gold_answer!r}")
+    return _reject(trace.id, "final_answer_wrong", f"the reasoning ends with {final!r}, gold is {trace.gold_answer!r}")
+
+
+def _check_labels(trace: Trace, lab: Labeled, w: _Worker) -> Outcome | None:
+    """A gold answer math-verify cannot read, or (with `no_correct=reject`) no approach labelled correct."""
     if not lab.gold_parsable:
         return _reject(trace.id, "unparsable_gold", f"math-verify cannot parse gold answer {trace.gold_answer!r}")
-    segs = lab.segmentation.segments
-    notes: list[str] = []
-    if lab.first_correct is None:
-        if st.no_correct == "reject":
-            return _reject(trace.id, "no_correct_approach",
-                           f"the final answer is right but none of {sum(s.kind == 'approach' for s in segs)} "
-                           f"approaches is labelled correct ({w.backend.name} backend)")
-        notes.append("kept_raw")
-    texts = [text[s.start:s.end] for s in segs]
-    judged = w.backend.clusters(trace) if hasattr(w.backend, "clusters") else None
-    clusters: list[int | None] = judged if judged is not None else _offline_clusters(segs, texts, st)
-    # the paragraph the final answer is read from, and what follows, is never cut: not by a policy, not as an error
-    errors = [(a, min(b, stated_at)) for a, b in lab.error_spans if stated_at is None or a < stated_at]
-    if "kept_raw" in notes or policy.is_passthrough:
-        decisions = [Decision(True) for _ in segs]
-    else:
-        decisions = decide(segs, clusters, policy, texts, error_spans=errors, protect_from=stated_at)
-    rewrites = w.backend.rewrites(trace) if hasattr(w.backend, "rewrites") else None
-    cut = splice(text, segs, decisions, policy, errors, rewrites)
-    enhanced = cut.text
+    if lab.first_correct is None and w.settings.no_correct == "reject":
+        segs = lab.segmentation.segments
+        return _reject(trace.id, "no_correct_approach",
+                       f"the final answer is right but none of {sum(s.kind == 'approach' for s in segs)} "
+                       f"approaches is labelled correct ({w.backend.name} backend)")
+    return None
+
+
+def _check_answer_kept(trace: Trace, lab: Labeled, enhanced: str, w: _Worker) -> Outcome | None:
+    """The enhanced text must still end in the gold answer; a row whose final answer changed is not written."""
     new_final = final_answer_of(enhanced)
-    if new_final != lab.final_answer:  # the same answer string needs no second check
-        v = w.checker.check_answers([(trace.gold_answer, new_final)])[0]
-        if not v.correct:
-            return _reject(trace.id, "answer_changed", f"the enhanced text ends with {new_final!r} (raw: "
-                           f"{lab.final_answer!r}, gold {trace.gold_answer!r}); nothing is written for it")
-    preserved = True
-    before, after = w.token_starts([text, enhanced])
-    spans_before = [(s.start, s.end, s.kind) for s in segs]
+    if new_final == lab.final_answer:  # the same answer string needs no second check
+        return None
+    if w.checker.check_answers([(trace.gold_answer, new_final)])[0].correct:
+        return None
+    return _reject(trace.id, "answer_changed", f"the enhanced text ends with {new_final!r} (raw: "
+                   f"{lab.final_answer!r}, gold {trace.gold_answer!r}); nothing is written for it")
+
+
+def _token_counts(text: str, cut: Any, segs: list, decisions: list[Decision], w: _Worker) -> dict[str, Any]:
+    """Tokens before and after, per segment kind, and cut per reason (lineage["tokens"])."""
+    before, after = w.token_starts([text, cut.text])
     cut_by_reason: dict[str, int] = {}
-    seg_starts = [s.start for s in segs]
-    for t in before:
-        i = bisect.bisect_right(seg_starts, t) - 1
-        if i >= 0 and not decisions[i].kept:
-            reason = decisions[i].reason or "cut"
-            cut_by_reason[reason] = cut_by_reason.get(reason, 0) + 1
-    for seg_lin, c in zip(cut.lineage["segments"], clusters, strict=False):
-        seg_lin["cluster"] = c
-    lineage = {**cut.lineage, "backend": w.backend.name, "notes": notes,
-               "first_answer_end": lab.segmentation.first_answer_end, "final_answer": lab.final_answer,
-               "answer_preserved": preserved, "error_spans_marked": len(lab.error_spans),
-               "tokens": {"tokenizer": st.tokenizer, "before": len(before), "after": len(after),
-                          "by_kind_before": _by_kind(before, spans_before), "by_kind_after": _by_kind(after, cut.kinds),
-                          "cut_by_reason": cut_by_reason}}
-    row = {**to_json_dict(trace), "enhanced": enhanced, "lineage": lineage}
-    return "kept", row
+    for decision, n in zip(decisions, _tokens_per_span(before, [s.start for s in segs]), strict=True):
+        if n and not decision.kept:
+            reason = decision.reason or "cut"
+            cut_by_reason[reason] = cut_by_reason.get(reason, 0) + n
+    return {"tokenizer": w.settings.tokenizer, "before": len(before), "after": len(after),
+            "by_kind_before": _by_kind(before, [(s.start, s.end, s.kind) for s in segs]),
+            "by_kind_after": _by_kind(after, cut.kinds), "cut_by_reason": cut_by_reason}
 
 
 def _offline_clusters(segs: list, texts: list[str], st: Settings) -> list[int | None]:
     clustered = [i for i, s in enumerate(segs) if s.kind in ("approach", "verification")]
-    ids = K.cluster([texts[i] for i in clustered], st.cluster_threshold)
+    ids = cluster([texts[i] for i in clustered], st.cluster_threshold)
     clusters: list[int | None] = [None] * len(segs)
     for i, c in zip(clustered, ids, strict=False):
         clusters[i] = c

@@ -4,7 +4,8 @@
 spans covering all of `text`, approaches numbered with the answer they state (outcomes are left to
 `label.py`, which checks answers with `dlcot.answers`), and `first_answer_end`.
 
-How the macro structure is found (paper §3.1, in the project's words):
+How the macro structure is found (paper §3.1, in the project's words; what each paragraph states and how it
+opens is read in reading.py):
 1. *Units* are paragraphs (`cues.split_units`).
 2. *Restatement* is the first unit; *conclusion* is the trailing run of closers ("I think that's correct",
    "**Final Answer**", a lone box) plus the one answer statement right before them, and starts no later than
@@ -28,83 +29,35 @@ import bisect
 import re
 from dataclasses import dataclass
 
-from dlcot.enhance import cues as C
+from dlcot.answers import THOUGHT_ENDS
+from dlcot.enhance import cues
+from dlcot.enhance.reading import PerUnit, Statement, Statements, cue_kind
 from dlcot.records import Segment, Segmentation
 
 KINDS = ("restatement", "understanding", "approach", "verification", "conclusion")
 CONCLUSION_MAX_CHARS = 400  # a conclusion paragraph is short; a long one is still reasoning
 MAX_UNDERSTANDING_UNITS = 6
-C_MAX_UNITS = 5  # a conclusion is at most this many paragraphs
+CONCLUSION_MAX_UNITS = 5  # the final answer's paragraph starts the conclusion if it is among the last 5
 
 
-@dataclass(frozen=True)
-class Statement:
-    """A sentence stating a candidate value: strength 3 = boxed or "the answer is", 2 = conclusive ("So,",
-    "Therefore"), 1 = a bare result line ("Area = 288 / 18 = 16")."""
-
-    start: int
-    end: int
-    value: str
-    strength: int
-
-
-def statements(unit: C.Unit) -> list[Statement]:
-    out = []
-    for s, e in unit.sentences:
-        sent = unit.text[s - unit.start:e - unit.start]
-        value = C.stated_value(sent)
-        if not value:
-            continue
-        if "\\boxed" in sent or "\\fbox" in sent or (C.ANSWER_WORD.search(sent) and not sent.rstrip().endswith("?")):
-            strength = 3
-        elif C.CONCLUSIVE.search(sent):
-            strength = 2
-        else:
-            strength = 1
-        out.append(Statement(s, e, value, strength))
-    return out
-
-
-def cue_kind(unit: C.Unit) -> str | None:
-    """How a unit opens: "alt" (a change of method or a restart, said decisively), "alt?" (the same, hedged:
-    "perhaps I can use ..."), "check", "wait", or None."""
-    head = unit.head
-    m = C.ALT_METHOD.search(head)
-    check = C.CHECK.search(head)
-    if not m and not check:
-        m = C.RESTART.search(head)
-    if not m and not check and not re.search(r"alternatively,? if\b", head):
-        m = C.ALTERNATIVELY.search(head)
-    if m:
-        # hedged when the sentence holding the cue is a question or says "perhaps", "maybe", "could"
-        start = max(head.rfind(". ", 0, m.start()), head.rfind("\n", 0, m.start())) + 1
-        end = min((i for i in (head.find(". ", m.end()), head.find("\n", m.end())) if i >= 0), default=len(head))
-        return "alt?" if C.HEDGE.search(head[start:end + 1]) else "alt"
-    if check or C.NEGATION.search(head):
-        return "check"
-    if C.WAIT.search(head):
-        return "wait"
-    return None
-
-
-def _is_stuck(unit: C.Unit) -> bool:
-    return bool(C.STUCK.search(unit.text[-300:].lower()))
+def _is_stuck(unit: cues.Unit) -> bool:
+    return bool(cues.STUCK.search(unit.text[-300:].lower()))
 
 
 class _Trace:
-    """Per-trace working state: units, their statements and cues, computed once."""
+    """Per-trace working state: units, their statements and cues (each computed once, when first read)."""
 
     def __init__(self, text: str, gold: str | None):
         self.text = text
-        self.units = C.split_units(text)
-        self.stmts = [statements(u) for u in self.units]
-        self.cues = [cue_kind(u) for u in self.units]
-        self.gold = C.canon(gold)
+        self.units = cues.split_units(text)
+        self.stmts: PerUnit[Statements] = PerUnit(self.units, Statements)
+        self.cues: PerUnit[str | None] = PerUnit(self.units, cue_kind)
+        self.gold = cues.canon(gold)
 
     # ---- macro structure
-    def conclusion_start(self, lo: int) -> int:
-        """Index of the first conclusion unit (len(units) when there is none)."""
-        i = len(self.units)
+    def conclusion_start(self, lo: int, hi: int) -> int:
+        """Index of the first unit of the trailing run of closers of units[lo:hi] (hi when there is none)."""
+        i = hi
         while i > lo:
             u = self.units[i - 1]
             body = u.body
@@ -113,14 +66,14 @@ class _Trace:
             lower = body.lower()
             bare = (body.startswith("**") and len(body) < 40) or (
                 "\\boxed" in body and len(re.sub(r"\\boxed\{.*\}|\\\[|\\\]|\$|\s", "", body, flags=re.S)) < 12)
-            answer = [s for s in self.stmts[i - 1] if s.strength >= 2]
+            answer = any(s.strength >= 2 for s in self.stmts[i - 1].from_last())
             if answer and self.cues[i - 1] not in ("alt", "alt?", "wait") and not bare:
                 return i - 1  # the answer statement closes the conclusion run
-            if bare or (C.CLOSER.search(lower) and u.n_equals <= 1):
+            if bare or (cues.CLOSER.search(lower) and u.n_equals <= 1):
                 i -= 1
                 continue
             break
-        return i if i < len(self.units) and i > lo else len(self.units)
+        return i if i < hi and i > lo else hi
 
     def work_start(self, lo: int, hi: int) -> int:
         """First unit of exploration: the first unit after the restatement that does work.
@@ -133,9 +86,9 @@ class _Trace:
         chars = 0
         for i in range(lo, min(hi, lo + MAX_UNDERSTANDING_UNITS)):
             u = self.units[i]
-            if C.PLAN.search(u.head) and not u.has_display_math and u.n_equals <= 2:
+            if cues.PLAN.search(u.head) and not u.has_display_math and u.n_equals <= 2:
                 pass  # planning, even with a little math ("First, I notice that ... \\(2r - 7 = 0\\)")
-            elif u.computes or self.cues[i] in ("alt", "alt?") or C.WORK_START.search(u.head) or u.mathy:
+            elif u.computes or self.cues[i] in ("alt", "alt?") or cues.WORK_START.search(u.head) or u.mathy:
                 return i
             chars += u.end - u.start
             if chars > len(self.text) / 3:
@@ -144,9 +97,9 @@ class _Trace:
 
     def final_value(self, concl: int) -> str:
         for i in range(len(self.units) - 1, concl - 1, -1):
-            for s in reversed(self.stmts[i]):
+            for s in self.stmts[i].from_last():
                 if s.strength >= 2:
-                    return C.canon(s.value)
+                    return cues.canon(s.value)
         return ""
 
     def answer_in(self, i: int, hi: int, targets: set[str]) -> Statement | None:
@@ -155,21 +108,20 @@ class _Trace:
         (boxed, "the answer is", or a conclusive sentence giving the gold or the conclusion's value) -- or, for a
         wrong candidate, when it is conclusive and the turn is an explicit check or a change of method."""
         nxt = self.cues[i + 1] if i + 1 < hi else "end"
-        for s in reversed(self.stmts[i]):
+        for s in self.stmts[i].from_last():
             rest = self.text[s.end:self.units[i].end].strip()
             turn = nxt if len(rest) < 40 else _cue_text(rest)
             if turn is None:
                 return None
-            if s.strength >= 3 or C.canon(s.value) in targets:
+            if s.strength >= 3 or cues.canon(s.value) in targets:
                 return s
             if s.strength >= 2 and turn in ("alt", "alt?", "check", "end"):
                 return s
             return None  # only the paragraph's last statement (before any turn) can be the candidate
         return None
 
-    def first_answer(self, lo: int, hi: int, final: str) -> tuple[int, Statement] | None:
+    def first_answer(self, lo: int, hi: int, targets: frozenset[str]) -> tuple[int, Statement] | None:
         """(unit index, statement) of the first candidate final answer in units[lo:hi]."""
-        targets = {v for v in (self.gold, final) if v}
         for i in range(lo, hi):
             s = self.answer_in(i, hi, targets)
             if s is not None:
@@ -178,101 +130,220 @@ class _Trace:
 
 
 def _cue_text(text: str) -> str | None:
-    return cue_kind(C.Unit(0, len(text), text))
+    return cue_kind(cues.Unit(0, len(text), text))
 
 
 def _approach_answer(tr: _Trace, lo: int, hi: int) -> str | None:
     """The answer an approach spanning units[lo:hi] reaches: its last conclusive statement, unless it ends stuck."""
-    if hi - lo >= 1 and _is_stuck(tr.units[hi - 1]) and not any(s.strength >= 3 for s in tr.stmts[hi - 1]):
+    if hi - lo >= 1 and _is_stuck(tr.units[hi - 1]) and not any(s.strength >= 3 for s in tr.stmts[hi - 1].from_last()):
         return None
     for i in range(hi - 1, lo - 1, -1):
-        for s in reversed(tr.stmts[i]):
+        for s in tr.stmts[i].from_last():
             if s.strength >= 2:
                 return s.value
     return None
 
 
+class _Segments:
+    """The segments being built, in reading order, with approaches numbered 1, 2, ... as they are added."""
+
+    def __init__(self, tr: _Trace):
+        self.tr = tr
+        self.items: list[Segment] = []
+        self.n_approaches = 0
+
+    def add(self, kind: str, lo: int, hi: int, answer: str | None = None) -> None:
+        """A segment of `kind` over units[lo:hi]."""
+        units = self.tr.units
+        self.items.append(Segment(kind, units[lo].start, units[hi - 1].end, answer=answer))
+
+    def add_approach(self, lo: int, hi: int, answer: str | None = None) -> None:
+        """An approach over units[lo:hi]; its answer is `answer`, else the last one it reaches."""
+        self.n_approaches += 1
+        ans = answer if answer is not None else _approach_answer(self.tr, lo, hi)
+        units = self.tr.units
+        self.items.append(Segment("approach", units[lo].start, units[hi - 1].end, self.n_approaches, ans))
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The macro structure of a trace, in unit indices: understanding is units[1:work], exploration
+    units[work:first_answer_unit + 1], verification up to `conclusion`, the conclusion from there to the end."""
+
+    restatement_end: int
+    work: int
+    conclusion: int  # len(units) when the trace has no conclusion
+    first_answer: Statement | None
+    first_answer_unit: int
+    targets: frozenset[str]  # canonical gold and final answer: values that make a statement final-like
+
+
+RESTATEMENT_END = 1  # the restatement is the first unit, and any that only quote the problem (_restatement_end)
+
+
 def segment(text: str, gold: str | None = None, trace_id: str = "") -> Segmentation:
     """Segment one reasoning text (see the module docstring). `gold` only helps place the first answer."""
     tr = _Trace(text, gold)
-    units, n = tr.units, len(tr.units)
-    if n == 0:
+    if len(tr.units) <= 1:
+        return _whole_text(tr, trace_id)
+    layout = _layout(tr)
+    segs = _Segments(tr)
+    segs.add("restatement", 0, layout.restatement_end)
+    if layout.work > layout.restatement_end:
+        segs.add("understanding", layout.restatement_end, layout.work)
+    _add_exploration(tr, layout, segs)
+    _add_verification(tr, layout, segs)
+    if layout.conclusion < len(tr.units):
+        segs.add("conclusion", layout.conclusion, len(tr.units))
+    segs.items[-1].end = len(text)
+    return Segmentation(trace_id, len(text), _first_answer_end(tr, layout), segs.items)
+
+
+def _whole_text(tr: _Trace, trace_id: str) -> Segmentation:
+    """An empty text has no segments; a one-paragraph text is one approach."""
+    text = tr.text
+    if not tr.units:
         return Segmentation(trace_id, len(text), None, [])
-    if n == 1:
-        st = [s for s in tr.stmts[0] if s.strength >= 2]
-        return Segmentation(trace_id, len(text), st[0].end if st else None,
-                            [Segment("approach", 0, len(text), 1, st[-1].value if st else None)])
-    rest_end = 1  # the restatement is the first unit
-    concl = tr.conclusion_start(rest_end + 1)
-    _, stated_at = C.final_statement(text)
-    if stated_at is not None:  # the conclusion holds the paragraph the final answer is read from
-        unit = bisect.bisect_right([u.start for u in units], stated_at) - 1
-        if rest_end + 1 < unit < concl and n - unit <= C_MAX_UNITS:
-            concl = unit
-    final = tr.final_value(concl)
-    work = tr.work_start(rest_end, concl)
-    fa = tr.first_answer(work, concl, final)
-    fae_unit = fa[0] if fa else concl - 1
-    segs: list[Segment] = [Segment("restatement", 0, units[rest_end].start)]
-    if work > rest_end:
-        segs.append(Segment("understanding", units[rest_end].start, units[work].start))
-    approach_no = 0
+    st = [s for s in tr.stmts[0].all() if s.strength >= 2]
+    return Segmentation(trace_id, len(text), st[0].end if st else None,
+                        [Segment("approach", 0, len(text), 1, st[-1].value if st else None)])
 
-    def add_approach(lo: int, hi: int, answer: str | None = None) -> None:
-        nonlocal approach_no
-        approach_no += 1
-        ans = answer if answer is not None else _approach_answer(tr, lo, hi)
-        segs.append(Segment("approach", units[lo].start, units[hi - 1].end, approach_no, ans))
 
-    # exploration: split at changes of method
-    starts = [work]
-    for i in range(work + 1, fae_unit + 1):
-        cue = tr.cues[i]
-        stuck = _is_stuck(units[i - 1]) or bool(C.STUCK.search(units[i].head))
-        if cue == "alt" or (stuck and (cue == "alt?" or C.WEAK_NEW.search(units[i].head))):
-            if starts[-1] == i - 1 and len(units[i - 1].body) < 150 and i - 1 > work:
-                continue  # the previous paragraph only announced the switch ("Maybe there's a better way.")
-            starts.append(i)
-    bounds = [*starts, fae_unit + 1]
+def _layout(tr: _Trace) -> _Layout:
+    """Where understanding ends, the conclusion starts and the first candidate answer is stated."""
+    conclusion = _conclusion_unit(tr)
+    final = tr.final_value(conclusion)
+    restatement_end = _restatement_end(tr, conclusion)
+    work = tr.work_start(restatement_end, conclusion)
+    targets = frozenset(v for v in (tr.gold, final) if v)
+    first = tr.first_answer(work, conclusion, targets)
+    if first is None:
+        return _Layout(restatement_end, work, conclusion, None, conclusion - 1, targets)
+    return _Layout(restatement_end, work, conclusion, first[1], first[0], targets)
+
+
+_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")  # an English word, not a LaTeX command name
+QUOTE_MAX_WORDS = 2
+
+
+def _restatement_end(tr: _Trace, conclusion: int) -> int:
+    """The restatement is the first paragraph, and when it ends by announcing a quotation ("Okay, so I need to
+    compute this expression:"), the paragraphs right after it that only quote the problem: a bare formula, or a
+    word or two ("Compute", then the expression on its own line)."""
+    end = RESTATEMENT_END
+    if not tr.units[0].body.endswith(":"):
+        return end
+    while end < conclusion - 1 and len(_WORD.findall(tr.units[end].body)) <= QUOTE_MAX_WORDS:
+        end += 1
+    return end
+
+
+def _conclusion_unit(tr: _Trace) -> int:
+    """The first conclusion unit: the trailing run of closers, moved back to the paragraph the trace's final
+    answer is read from when that lies within the last CONCLUSION_MAX_UNITS paragraphs. A solution written out
+    after the thought closes (R1-style `...</think>` then a clean write-up) is all conclusion: the run of closers
+    is then looked for where the thought ends."""
+    n = len(tr.units)
+    conclusion = tr.conclusion_start(RESTATEMENT_END + 1, _thought_end(tr))
+    _, stated_at = cues.final_statement(tr.text)
+    if stated_at is not None:
+        unit = bisect.bisect_right([u.start for u in tr.units], stated_at) - 1
+        if RESTATEMENT_END + 1 < unit < conclusion and n - unit <= CONCLUSION_MAX_UNITS:
+            conclusion = unit
+    return conclusion
+
+
+def _thought_end(tr: _Trace) -> int:
+    """1 + the index of the unit where the thought closes, when a written solution follows it; else len(units)."""
+    close = max(tr.text.rfind(tag) for tag in THOUGHT_ENDS)
+    if close < 0 or not tr.text[close:].split(">", 1)[1].strip():
+        return len(tr.units)
+    end = bisect.bisect_right([u.start for u in tr.units], close)
+    return end if end > RESTATEMENT_END + 1 else len(tr.units)
+
+
+def _add_exploration(tr: _Trace, layout: _Layout, segs: _Segments) -> None:
+    """Exploration, units[work:first_answer_unit + 1], split into approaches at changes of method; the last one
+    reaches the first candidate answer."""
+    bounds = [*_approach_starts(tr, layout.work, layout.first_answer_unit), layout.first_answer_unit + 1]
     for k, (lo, hi) in enumerate(zip(bounds, bounds[1:], strict=False)):
         if hi > lo:
             last = k == len(bounds) - 2
-            add_approach(lo, hi, fa[1].value if (last and fa) else None)
-    # verification: one check per cue paragraph; an explicit change of method that derives something is an approach
-    targets = {v for v in (tr.gold, final) if v}
-    i = fae_unit + 1
-    while i < concl:
+            segs.add_approach(lo, hi, layout.first_answer.value if (last and layout.first_answer) else None)
+
+
+def _approach_starts(tr: _Trace, work: int, last: int) -> list[int]:
+    """Units in [work, last] that open an approach: the first, then every decisive change of method, or a weak
+    opener right after the trace says it is stuck."""
+    units = tr.units
+    starts = [work]
+    for i in range(work + 1, last + 1):
+        cue = tr.cues[i]
+        stuck = _is_stuck(units[i - 1]) or bool(cues.STUCK.search(units[i].head))
+        if cue == "alt" or (stuck and (cue == "alt?" or cues.WEAK_NEW.search(units[i].head))):
+            if starts[-1] == i - 1 and len(units[i - 1].body) < 150 and i - 1 > work:
+                continue  # the previous paragraph only announced the switch ("Maybe there's a better way.")
+            starts.append(i)
+    return starts
+
+
+def _add_verification(tr: _Trace, layout: _Layout, segs: _Segments) -> None:
+    """Verification, after the first answer up to the conclusion: one check per cue paragraph; an explicit change
+    of method that derives something is an approach."""
+    i = layout.first_answer_unit + 1
+    while i < layout.conclusion:
         alt = tr.cues[i] in ("alt", "alt?")
-        j = i + 1
-        if alt:
-            # an alternative approach runs until it states a final-like answer, or until the next change of method
-            while j < concl and tr.answer_in(j - 1, concl, targets) is None and not (
-                    tr.cues[j] in ("alt", "alt?") and units[j].start - units[i].start >= 300):
-                j += 1
-        else:  # a check runs to the next cue
-            while j < concl and tr.cues[j] is None:
-                j += 1
-        piece = units[i:j]
-        chars = units[j - 1].end - units[i].start
-        answered = any(s.strength >= 2 for s in tr.stmts[j - 1])
-        derives = answered or (chars >= 200 and any(u.mathy for u in piece))
+        j = _alternative_end(tr, layout, i) if alt else _check_end(tr, layout, i)
+        chars = tr.units[j - 1].end - tr.units[i].start
+        answered = any(s.strength >= 2 for s in tr.stmts[j - 1].from_last())
+        derives = answered or (chars >= 200 and any(u.mathy for u in tr.units[i:j]))
         # a hedged switch ("perhaps there's a simpler way") counts only when it gets to an answer
         if alt and derives and (tr.cues[i] == "alt" or answered):
-            add_approach(i, j)
+            segs.add_approach(i, j)
         else:
-            answer = next((s.value for k in range(j - 1, i - 1, -1) for s in reversed(tr.stmts[k]) if s.strength >= 2),
-                          None)
-            if segs[-1].kind == "verification" and (chars < 120 or tr.cues[i] is None):
-                segs[-1].end = units[j - 1].end
-                segs[-1].answer = answer or segs[-1].answer
-            else:
-                segs.append(Segment("verification", units[i].start, units[j - 1].end, answer=answer))
+            _add_check(tr, segs, i, j, chars)
         i = j
-    if concl < n:
-        segs.append(Segment("conclusion", units[concl].start, len(text)))
-    segs[-1].end = len(text)
-    fae = fa[1].end if fa else (units[concl].start if concl < n else None)
-    if fae is not None:
-        while fae > 0 and text[fae - 1].isspace():
-            fae -= 1
-    return Segmentation(trace_id, len(text), fae, segs)
+
+
+def _alternative_end(tr: _Trace, layout: _Layout, i: int) -> int:
+    """End (exclusive unit index) of an alternative approach opening at unit i: it runs until it states a
+    final-like answer, or until the next change of method."""
+    units, j = tr.units, i + 1
+    while j < layout.conclusion and tr.answer_in(j - 1, layout.conclusion, layout.targets) is None and not (
+            tr.cues[j] in ("alt", "alt?") and units[j].start - units[i].start >= 300):
+        j += 1
+    return j
+
+
+def _check_end(tr: _Trace, layout: _Layout, i: int) -> int:
+    """End (exclusive unit index) of a check opening at unit i: the next cue paragraph."""
+    j = i + 1
+    while j < layout.conclusion and tr.cues[j] is None:
+        j += 1
+    return j
+
+
+def _add_check(tr: _Trace, segs: _Segments, i: int, j: int, chars: int) -> None:
+    """units[i:j] as a check, with the last answer it states; a short or cue-less piece extends the check
+    before it."""
+    answer = next((s.value for k in range(j - 1, i - 1, -1) for s in tr.stmts[k].from_last() if s.strength >= 2),
+                  None)
+    last = segs.items[-1]
+    if last.kind == "verification" and (chars < 120 or tr.cues[i] is None):
+        last.end = tr.units[j - 1].end
+        last.answer = answer or last.answer
+    else:
+        segs.add("verification", i, j, answer)
+
+
+def _first_answer_end(tr: _Trace, layout: _Layout) -> int | None:
+    """End of the first candidate answer (trailing whitespace excluded); the conclusion's start without one."""
+    units, text = tr.units, tr.text
+    if layout.first_answer is not None:
+        end: int | None = layout.first_answer.end
+    else:
+        end = units[layout.conclusion].start if layout.conclusion < len(units) else None
+    if end is not None:
+        while end > 0 and text[end - 1].isspace():
+            end -= 1
+    return end

@@ -28,6 +28,7 @@ from dlcot.engines import NEEDS_MODEL, Engine, make_engine
 from dlcot.errors import ConfigError
 from dlcot.mcts.extract import balanced, pair_record, pair_stats, paths, preference_pairs, trace_row
 from dlcot.mcts.search import STOP_REASONS, TREE_COUNTS, Searcher
+from dlcot.mcts.settings import sft_quantile
 from dlcot.mcts.synthetic import SyntheticNodeWriter
 from dlcot.mcts.tree import Tree
 from dlcot.records import (
@@ -137,7 +138,7 @@ def extract(out: Path, m: DictConfig, n_input: int, engine_calls: int, tokenizer
             candidates = paths(tree)
             good = sum(p.correct for p in candidates)
             n_answers, n_correct = n_answers + len(candidates), n_correct + good
-            best = balanced(candidates, m.length_quantile)
+            best = balanced(candidates, sft_quantile(m))
             if best is None:
                 unsolved.append(Reject(tree.problem_id, "unsolved", f"no correct answer among {len(candidates)} "
                                        f"answer nodes of {len(tree.nodes) - 1} nodes"))
@@ -157,7 +158,7 @@ def extract(out: Path, m: DictConfig, n_input: int, engine_calls: int, tokenizer
             "stop_reasons": {r: reasons[r] for r in (*STOP_REASONS, "unknown") if reasons[r]},
             "n_nodes": sum(kinds.values()), "node_kinds": dict(kinds), "n_answers": n_answers,
             "answer_accuracy": n_correct / n_answers if n_answers else 0.0, "reward": m.reward,
-            "n_sft": len(sft), "n_pairs": len(pairs), "length_quantile": m.length_quantile,
+            "n_sft": len(sft), "n_pairs": len(pairs), "length_quantile": sft_quantile(m),
             "pairs_rule": dict(m.pairs), **pair_stats(pairs),
             "sft_tokens_mean": mean(r["tokens"] for r in sft) if sft else None,
             **{k: search[k] for k in TREE_COUNTS},

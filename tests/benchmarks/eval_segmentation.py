@@ -20,12 +20,15 @@ from pathlib import Path
 
 from dlcot.answers import AnswerChecker
 from dlcot.data.synthetic import synthetic_traces
-from dlcot.enhance import cluster as K
+from dlcot.enhance.cluster import bigrams, jaccard, math_tokens
 from dlcot.enhance.label import final_answer_of, label
-from dlcot.enhance.metrics import score
 from dlcot.enhance.segment import segment
 from dlcot.records import Segment, Segmentation
 from dlcot.schema import EnhanceConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helpers beside this script
+from segmentation_metrics import score  # noqa: E402
+from similarity import minhash, minhash_similarity, overlap, tfidf_cosine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
@@ -119,16 +122,16 @@ def best_f1(labels: list[bool], scores: list[float]) -> tuple[float, float]:
 
 def _tfidf(a: str, b: str, ctx: tuple[str, ...]) -> float:
     """TF-IDF cosine with the IDF fitted on all spans of the trace (`ctx`), as a per-trace clusterer would."""
-    m = K.tfidf_cosine(ctx)
+    m = tfidf_cosine(ctx)
     return m[ctx.index(a)][ctx.index(b)]
 
 
 MEASURES: dict[str, Callable[[str, str, tuple[str, ...]], float]] = {
-    "jaccard, math bigrams (used)": lambda a, b, _: K.jaccard(K.bigrams(a), K.bigrams(b)),
-    "jaccard, math unigrams": lambda a, b, _: K.jaccard(frozenset(K.math_tokens(a)), frozenset(K.math_tokens(b))),
-    "minhash (64) of math bigrams": lambda a, b, _: K.minhash_similarity(K.minhash(K.bigrams(a)),
-                                                                         K.minhash(K.bigrams(b))),
-    "overlap coeff., math bigrams": lambda a, b, _: K.overlap(K.bigrams(a), K.bigrams(b)),
+    "jaccard, math bigrams (used)": lambda a, b, _: jaccard(bigrams(a), bigrams(b)),
+    "jaccard, math unigrams": lambda a, b, _: jaccard(frozenset(math_tokens(a)), frozenset(math_tokens(b))),
+    "minhash (64) of math bigrams": lambda a, b, _: minhash_similarity(minhash(bigrams(a)),
+                                                                         minhash(bigrams(b))),
+    "overlap coeff., math bigrams": lambda a, b, _: overlap(bigrams(a), bigrams(b)),
     "tf-idf cosine, all words": _tfidf,
 }
 

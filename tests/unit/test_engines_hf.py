@@ -82,3 +82,40 @@ def test_model_without_chat_template_is_a_clear_error(tiny_llama_dir, tmp_path):
         pytest.skip("tokenizer keeps its template elsewhere")
     with pytest.raises(ModelError, match="no chat template.*eval.chat=false"):
         eng.chat(["hi"])
+
+
+def test_prefill_once_per_distinct_prompt_equals_plain_generate(engine, monkeypatch):
+    """The engine prefills each distinct prompt once, unpadded, and starts `generate` from that cache: the tokens
+    are those of plain left-padded `model.generate` (greedy and sampled), and the prefill really ran."""
+    prompts = engine.chat([*PROBLEMS, PROBLEMS[1]])  # a duplicate, as MCTS siblings of one expansion send
+    kw = dict(max_new_tokens=8, temperature=0.8, top_p=0.9, seed=5, keys=[f"k{i}" for i in range(5)])
+    monkeypatch.setattr(engine, "batch_size", 8)
+    prefilled: list[int] = []
+    real_prefill = engine._prefill
+    monkeypatch.setattr(engine, "_prefill", lambda ids: prefilled.append(len(ids)) or real_prefill(ids))
+    fast = [engine.generate(prompts, **kw), engine.generate(prompts, max_new_tokens=8)]
+    assert prefilled == [5, 4]  # greedy: the duplicate prompt is generated once
+    monkeypatch.setattr(engine, "_prefill", lambda ids: None)
+    plain = [engine.generate(prompts, **kw), engine.generate(prompts, max_new_tokens=8)]
+    for a, b in zip(fast, plain, strict=True):
+        assert [(c.text, c.n_tokens, c.finish_reason) for (c,) in a] == [(c.text, c.n_tokens, c.finish_reason)
+                                                                          for (c,) in b]
+    assert fast[1][1][0] is fast[1][4][0] and fast[0][1][0].text != fast[0][4][0].text  # other key, other sample
+
+
+def test_cached_prompt_prefixes_change_nothing_and_are_reused(tiny_qwen_dir):
+    """A prompt that starts with blocks prefilled before (a retry: the first prompt plus a note) runs only its rest
+    on the cached states: its tokens are those of an engine with the cache off, and the cache stays in budget."""
+    cached, plain = HFEngine(str(tiny_qwen_dir), batch_size=8), HFEngine(str(tiny_qwen_dir), prefix_cache_mib=0)
+    first = cached.chat([p * 6 for p in PROBLEMS])
+    retry = [p + " Your answer was rejected; answer again." for p in first]
+    kw = dict(max_new_tokens=10, temperature=0.9, seed=2, keys=list("abcd"))
+    for prompts in (first, retry, first):
+        assert [c.text for (c,) in cached.generate(prompts, **kw)] == [c.text for (c,) in plain.generate(prompts, **kw)]
+    assert cached.prefixes.blocks and not plain.prefixes.blocks
+    n, _ = cached.prefixes.lookup(tuple(cached.tokenizer(retry[1], add_special_tokens=False)["input_ids"]))
+    assert n >= len(cached.tokenizer(first[1], add_special_tokens=False)["input_ids"]) - 32
+    small = HFEngine(str(tiny_qwen_dir))
+    small.prefixes.max_bytes = 3 * next(iter(cached.prefixes.blocks.values()))[0][0].nbytes * 4  # 3 blocks of 2 layers
+    small.generate(first, max_new_tokens=2)
+    assert 0 < small.prefixes.bytes <= small.prefixes.max_bytes

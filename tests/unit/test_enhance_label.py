@@ -7,9 +7,9 @@ import pytest
 
 from dlcot.answers import AnswerChecker
 from dlcot.enhance.label import Backend, OfflineBackend, final_answer_of, label
-from dlcot.enhance.metrics import score
 from dlcot.enhance.segment import segment
 from dlcot.records import Segmentation, Trace
+from tests.benchmarks.segmentation_metrics import score
 from tests.enhance_fixtures import TEXT
 
 

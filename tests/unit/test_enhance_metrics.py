@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from dlcot.enhance.metrics import Lines, score
 from dlcot.records import Segment, Segmentation
+from tests.benchmarks.segmentation_metrics import Lines, score
 
 TEXT = "R line\n\nA1 line\nA1 more\n\nA2 line\n\nV line\n\nC line"
 #       0         8        16       25       33     40

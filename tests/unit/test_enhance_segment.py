@@ -7,9 +7,10 @@ import pytest
 
 from dlcot.data.synthetic import synthetic_traces
 from dlcot.enhance.cues import split_units, stated_value
-from dlcot.enhance.metrics import score
+from dlcot.enhance.reading import cue_kind
 from dlcot.enhance.segment import segment
 from dlcot.records import Segmentation
+from tests.benchmarks.segmentation_metrics import score
 from tests.enhance_fixtures import SEGS, TEXT, check_contract
 
 
@@ -115,3 +116,49 @@ def test_gold_dev_targets(shared_data):
     assert rep.kind_agreement >= 0.80
     assert rep.start_f1 >= 0.70
     assert rep.first_answer_accuracy >= 0.80
+
+
+def test_a_solution_written_after_the_thought_is_conclusion():
+    """R1-style traces close the thought and then write the solution out cleanly: that write-up restates steps
+    ("Alternatively", checks, equations) but is conclusion, never verification or a new approach."""
+    thought = ("We need 7 * 8 + 1.\n\n"
+               "Let me compute: 7 * 8 = 56, so 56 + 1 = 57.\n\n"
+               "Wait, let me double-check: 56 + 1 = 57. Yes.\n\n"
+               "So the answer is \\boxed{57}.\n</think>\n\n")
+    written = ("To solve this, multiply first:\n\n"
+               "Alternatively, one could add 7 eight times: 7 + 7 + 7 + 7 + 7 + 7 + 7 + 7 = 56, then 56 + 1 = 57.\n\n"
+               "Let me verify: 57 - 1 = 56 = 7 * 8.\n\n"
+               "**Final Answer**\n\\boxed{57}")
+    text = thought + written
+    seg = segment(text, "57")
+    check_contract(seg, text)
+    conclusion = seg.segments[-1]
+    assert conclusion.kind == "conclusion" and conclusion.start <= text.index("So the answer is")
+    assert not [s.kind for s in seg.segments if s.start >= len(thought)]  # the write-up lies inside it
+    # without the tag the same text reads as more thought: the checks run on and only the last lines conclude
+    untagged = segment(text.replace("\n</think>", ""), "57")
+    assert untagged.segments[-1].start > len(thought) and untagged.segments[-2].kind == "verification"
+
+
+def test_a_problem_quoted_after_a_colon_is_restatement():
+    """A trace that announces a quotation ("I need to compute this expression:") and copies the problem out on
+    its own lines restates it there; a bare formula after a paragraph that does not announce one is work."""
+    body = ("Let me start with the inner part: 1 + 3 = 4, then 3 * 4 = 12.\n\n"
+            "Then 1 + 12 = 13 and 3 * 13 = 39. So the answer is \\boxed{39}.")
+    quoted = "Okay, so I need to compute this expression:\n\nCompute\n\n$3(1 + 3(1 + 3))$\n\n" + body
+    seg = segment(quoted, "39")
+    check_contract(seg, quoted)
+    assert seg.segments[0].kind == "restatement" and seg.segments[0].end == quoted.index("Let me start")
+    plain = "Okay, so I need to compute 3(1 + 3(1 + 3)).\n\n$3(1 + 3(1 + 3)) = 3 \\cdot 13$\n\n" + body
+    seg = segment(plain, "39")
+    assert seg.segments[0].kind == "restatement" and seg.segments[0].end == plain.index("$3(")
+
+
+@pytest.mark.parametrize(("paragraph", "kind"), [
+    ("Now, plug a back into equation (8) to find b.", None),  # solving on
+    ("Substituting x = 2 back into the first equation to solve for y: y = 5.", None),
+    ("Let me plug x = 3 back into the original equation to check.", "check"),
+    ("Plugging it back in: 2(3) + 1 = 7. Correct.", "check"),
+])
+def test_plugging_a_value_back_checks_only_when_it_does_not_solve_on(paragraph, kind):
+    assert cue_kind(split_units(paragraph)[0]) == kind

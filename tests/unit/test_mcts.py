@@ -4,6 +4,7 @@ under the nearest double-check, second-model roles), its options, pairs and SFT 
 resume."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections import Counter
@@ -20,6 +21,7 @@ from dlcot.mcts.commands import run
 from dlcot.mcts.extract import Path as TreePath
 from dlcot.mcts.extract import balanced, preference_pairs
 from dlcot.mcts.search import Searcher, stop_reason
+from dlcot.mcts.settings import sft_quantile
 from dlcot.mcts.tree import ANSWER, REFLECTION, ROOT, Node, Tree
 from dlcot.records import Pair, Reject, Trace, read_records
 
@@ -139,6 +141,40 @@ def test_a_tree_does_not_depend_on_its_batch(tmp_path):
     assert [t.to_dict() for t in together] == [t.to_dict() for t in alone]
 
 
+class _WholeNodes:
+    """The tiny random model never writes a closing tag: its node-size outputs count as whole nodes."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def generate(self, prompts, **kw):
+        done = self.engine.generate(prompts, **kw)
+        return [[dataclasses.replace(c, finish_reason="stop") for c in cs] for cs in done]
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+
+def test_hf_trees_do_not_depend_on_their_batch_or_on_the_prefix_cache(tmp_path, tiny_qwen_dir):
+    """With the hf engine (per-node seeds, each distinct prompt prefilled once, prefixes cached across calls) trees
+    searched in lockstep, one at a time, and again on a warm prefix cache are the same."""
+    from dlcot.engines.hf import HFEngine
+
+    cfg = _cfg(tmp_path, "mcts.node_max_tokens=4", "mcts.stop.max_rollouts=2", "mcts.max_depth=2")
+    problems = synthetic_problems(cfg.data, cfg.seed)[:2]
+    engine = HFEngine(str(tiny_qwen_dir), batch_size=16)
+    with AnswerChecker() as checker:
+        def search(batch):
+            return [t.to_dict() for t in Searcher([_WholeNodes(engine)], checker, cfg.mcts, seed=0).search(batch)]
+
+        together = search(problems)
+        engine.prefixes.clear()
+        alone = [tree for p in problems for tree in search([p])]
+        warm = search(problems)
+    assert together == alone == warm
+    assert sum(len(t["nodes"]) for t in together) > 2 * 4 and engine.prefixes.blocks
+
+
 @pytest.mark.parametrize("mode", ["generated", "generated_with_answer"])
 def test_generated_reflections_are_written_by_the_second_model_and_never_see_the_gold(tmp_path, mode):
     cfg = _cfg(tmp_path, f"mcts.reflection={mode}")
@@ -216,6 +252,17 @@ def test_sft_path_by_nearest_rank(n, q, rank):
     assert balanced(good, q).tokens == 10 * rank + 1
 
 
+@pytest.mark.parametrize("preset, quantile, rank", [("shortest", 0.0, 1), ("median", 0.5, 3), ("longest", 1.0, 5),
+                                                    ("quantile", 0.8, 4)])
+def test_sft_length_presets_are_the_papers_short_mid_long_paths(tmp_path, preset, quantile, rank):
+    """The named choices select the shortest, lower-median and longest correct path (nearest rank of 5)."""
+    extra = ["mcts.length_quantile=0.8"] if preset == "quantile" else []
+    m = _cfg(tmp_path, f"mcts.sft_length={preset}", *extra).mcts
+    assert sft_quantile(m) == quantile
+    good = [_path((2 * i + 1, 10 * (5 - i)), (2 * i + 2, 1)) for i in range(5)]
+    assert balanced(good, sft_quantile(m)).tokens == 10 * rank + 1
+
+
 def test_mcts_command_accounts_for_every_problem_and_resumes_with_cumulative_stats(tmp_path):
     problems = synthetic_problems(compose("mcts", ["data.n_problems=6"]).data, 0)
     src = tmp_path / "problems.jsonl"
@@ -264,10 +311,13 @@ def test_mcts_command_accounts_for_every_problem_and_resumes_with_cumulative_sta
     ("mcts.reward=every", "mcts.reward: 'every' is not one of answer_nodes, probe_every_node"),
     ("mcts.pairs.prefix=mid", "mcts.pairs.prefix: 'mid' is not one of min, max"),
     ("mcts.length_quantile=2", "0 \\(shortest correct path\\)"),
+    ("mcts.sft_length=long", "mcts.sft_length: 'long' is not one of quantile, shortest, median, longest"),
+    ("mcts.sft_length=longest mcts.length_quantile=0.25", "mcts.sft_length=longest is quantile 1.0, but "
+                                                          "mcts.length_quantile=0.25"),
 ])
 def test_bad_mcts_settings_fail_at_composition_naming_the_key(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message):
-        _cfg(tmp_path, override)
+        _cfg(tmp_path, *override.split())
 
 
 def test_settings_that_need_a_model_stop_before_any_search(tmp_path):
