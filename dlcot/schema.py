@@ -691,7 +691,7 @@ class WandbConfig(Section):
 
 @dataclass
 class StageConfig:
-    """One step of a recipe's chain (dlcot.chain): a command, its overrides, and how to launch it.
+    """One step of a recipe's chain (dlcot.orchestrate.chain): a command, its overrides, and how to launch it.
 
     Overrides may name earlier stages' output directories as `{stage_name}`; `launch` names an accelerate
     config (e.g. launch/zero3.yaml) to run the step as its own `accelerate launch` process.
