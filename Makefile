@@ -45,7 +45,7 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check dlcot tests
 
-docs: venv  # docs/config-reference.md from dlcot/schema.py (tests/unit/test_docs.py fails when it is stale)
+docs: venv  # docs/config-reference.md from dlcot/schema/ (tests/unit/test_docs.py fails when it is stale)
 	$(BIN)/python -m tests.config_reference > docs/config-reference.md
 
 clean:

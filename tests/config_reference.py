@@ -1,4 +1,4 @@
-"""Writes `docs/config-reference.md` from `dlcot/schema.py`, so the reference cannot drift from the schema:
+"""Writes `docs/config-reference.md` from the schema (`dlcot/schema/`), so the reference cannot drift from the schema:
 `tests/unit/test_docs.py` fails when the committed file differs from what this prints.
 
 Regenerate with `make docs` (`python -m tests.config_reference > docs/config-reference.md`). Each dataclass of
@@ -14,7 +14,9 @@ from pathlib import Path
 
 from dlcot import schema
 
-SCHEMA = Path(__file__).resolve().parents[1] / "dlcot" / "schema.py"
+SCHEMA = Path(__file__).resolve().parents[1] / "dlcot" / "schema"
+# the schema's modules in pipeline order; the root section (`__init__`) last
+MODULES = ("base", "inputs", "stages", "train_eval", "__init__")
 _COMMENT = re.compile(r"#\s?(.*)$")
 
 
@@ -61,13 +63,21 @@ def _type(annotation: str) -> str:
 
 
 def render() -> str:
-    source = SCHEMA.read_text()
-    lines = source.splitlines()
     out = ["# Config reference", "",
-           "Generated from `dlcot/schema.py` by `make docs` (`python -m tests.config_reference`); "
+           "Generated from `dlcot/schema/` by `make docs` (`python -m tests.config_reference`); "
            "`tests/unit/test_docs.py` fails when this file is stale. Every key can be set on the command line "
            "(`dlcot <command> section.key=value`) or in a recipe; a wrong key, a wrong type, a value outside a "
            "choice's options or below its minimum fails at composition, naming the key.", ""]
+    missing = {f.stem for f in SCHEMA.glob("*.py")} - set(MODULES)
+    assert not missing, f"schema modules not in MODULES (their keys would be missing here): {sorted(missing)}"
+    for module in MODULES:
+        out += _tables((SCHEMA / f"{module}.py").read_text())
+    return "\n".join(out)
+
+
+def _tables(source: str) -> list[str]:
+    """One table per dataclass of one schema module that has fields."""
+    lines, out = source.splitlines(), []
     for cls in (n for n in ast.parse(source).body if isinstance(n, ast.ClassDef)):
         fields = [n for n in cls.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
                   and not ast.unparse(n.annotation).startswith("ClassVar")]
@@ -85,7 +95,7 @@ def render() -> str:
                 kind += f", >= {minimums[f.target.id]}"
             out.append(f"| `{f.target.id}` | `{_cell(kind)}` | `{_cell(_default(f))}` | {_cell(_comment(lines, f))} |")
         out.append("")
-    return "\n".join(out)
+    return out
 
 
 if __name__ == "__main__":
