@@ -59,6 +59,9 @@ def run(cfg: DictConfig) -> Path:
     if (instruction or cfg.cot.granularity is not None) and cfg.teacher.name == "synthetic":
         raise ConfigError("teacher=synthetic writes its own CoT and follows no cot.granularity / cot.format; "
                           "use an engine teacher (teacher.model=..., engine=vllm|hf|openai) for key-factor sweeps")
+    if cfg.teacher.name == "synthetic" and cfg.teacher.get("model"):
+        raise ConfigError(f"teacher=synthetic writes its traces by rule and would ignore teacher.model="
+                          f"{cfg.teacher.model}: choose an engine teacher (e.g. teacher=qwen2_5_72b_instruct)")
     out = prepare_run_dir(cfg)
     stats = _synthetic(cfg, out) if cfg.teacher.name == "synthetic" else _with_engine(cfg, out, instruction)
     atomic_write_json(out / "stats.json", stats)

@@ -204,7 +204,8 @@ def main() -> int:
     @step("vllm_mcts", needs="vllm")
     def _vllm_mcts():
         out = root / "mcts_vllm"
-        dlcot("mcts", f"teacher.model={model}", *vllm_common, "mcts.iterations=2", "mcts.node_max_tokens=64",
+        dlcot("mcts", "teacher=qwen2_5_72b_instruct", f"teacher.model={model}", *vllm_common,
+              "mcts.stop.max_rollouts=2", "mcts.node_max_tokens=64",
               f"input={root / 'probs.jsonl'}", "data.limit=8", f"output={out}", timeout=240)
         return (out / "stats.json").read_text()[:300]
 

@@ -57,9 +57,11 @@ def chain(tmp_path_factory):
                                        "train.max_length=384",
                                        "train.per_device_batch_size=1", f"train.data={pair_file}",
                                        "train.max_steps=3", f"output={root / 'dpo'}"])
-    out["mcts"] = run_command("mcts", [runs, f"input={probs}", f"teacher.model={SMOLLM2}", "engine=hf",
-                                       "mcts.iterations=1", "mcts.node_max_tokens=32", "mcts.expand_k=2",
-                                       f"output={root / 'mcts'}"])
+    # SmolLM2 writes the nodes (an engine teacher: teacher=synthetic would be the rule writer); one rollout whose
+    # sub-task nodes expand straight into an answer (max_depth=1)
+    out["mcts"] = run_command("mcts", [runs, f"input={probs}", "teacher=qwen2_5_72b_instruct",
+                                       f"teacher.model={SMOLLM2}", "engine=hf", "mcts.stop.max_rollouts=1",
+                                       "mcts.max_depth=1", "mcts.node_max_tokens=48", f"output={root / 'mcts'}"])
     out["eval"] = run_command("eval", [runs, f"model={out['sft']}", "benchmark=synthetic", "data.n_problems=16",
                                        "data.heldout=4", "engine=hf", "engine.batch_size=4",
                                        "engine.max_new_tokens=128", f"output={root / 'eval'}"])
@@ -125,7 +127,10 @@ def test_student_loss_falls_and_lora_and_dpo_train(chain):
 
 def test_mcts_with_a_real_writer_accounts_for_every_problem(chain):
     stats = json.loads((chain["mcts"] / "stats.json").read_text())
-    assert stats["n_trees"] == 2 and stats["n_sft"] <= 2
+    assert stats["n_input"] == stats["n_trees"] == 2 and stats["n_sft"] <= 2
+    assert stats["n_kept"] + stats["n_rejected"] == 2  # every problem solved or rejected with a reason
+    # the nodes came from SmolLM2 (tokens counted by its own tokenizer), not from the rule-made writer
+    assert stats["tokenizer"] == str(chain["base"]) and stats["generated"] >= 2 and stats["generated_tokens"] > 0
 
 
 def test_eval_extracts_answers_from_the_trained_students_output(chain):
