@@ -117,6 +117,8 @@ def main() -> int:
         model, dtype=torch.bfloat16).parameters())
     common = [f"runs_dir={root / 'runs'}", "student=qwen2_5_1_5b", f"student.model={model}", "train.bf16=true",
               "train.save_steps=1000", "train.logging_steps=5"]
+    if cpu:  # the dry run checks the plumbing: one micro-batch per step, a loss logged at every step
+        common += ["train.gradient_accumulation_steps=1", "train.logging_steps=1"]
 
     @step("data")
     def _data():
