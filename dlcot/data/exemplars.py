@@ -5,7 +5,9 @@ a sentence of ours (`cot.guide=instruction` keeps the instruction sentences of c
 
 The exemplar is row `cot.exemplar_row` of the entry `cot.exemplar_entries` names for the format and level
 (`bsm/3`, else `cot` with `{level}` filled) in the `cot.exemplar_info` dataset_info.json, so a format sweep shows
-the release's own format at that level. A problem is never its own exemplar (the next row is used instead); the
+the release's own format at that level. An empty entry ("") says the release has no exemplar for that key and
+stops the lookup there, so a recipe on another problem set (GSM8K) can switch off the SVAMP defaults rather than
+show them. A problem is never its own exemplar (the next row is used instead); the
 format instruction sentence comes before it. The answer ends like the exemplar's, with `The answer is N`, and is
 kept whole as the trace's reasoning.
 """
@@ -43,16 +45,23 @@ def exemplar_entry(cot: DictConfig) -> str:
     """The released entry the exemplar of (cot.format, cot.granularity) comes from."""
     entries = dict(cot.exemplar_entries)
     pattern = entries.get(f"{cot.format}/{cot.granularity}") or entries.get(str(cot.format))
-    if not cot.exemplar_info or pattern is None:
+    if not cot.exemplar_info or not pattern:
+        has = ", ".join(k for k, v in entries.items() if v) or "none"
         raise ConfigError(f"cot.guide=exemplar needs cot.exemplar_info (a dataset_info.json; now "
-                          f"{cot.exemplar_info}) and a cot.exemplar_entries key {cot.format}/{cot.granularity} or "
-                          f"{cot.format} (has: {', '.join(entries) or 'none'}); or use cot.guide=instruction")
+                          f"{cot.exemplar_info}) and a non-empty cot.exemplar_entries key {cot.format}/"
+                          f"{cot.granularity} or {cot.format} (has: {has}); or use cot.guide=instruction")
     return str(pattern).replace("{level}", str(cot.granularity))
+
+
+def exemplar_rows(cot: DictConfig) -> tuple[tuple[str, str], ...]:
+    """The usable (problem, CoT) rows of the exemplar entry; called before a teacher loads, so a level with no
+    released exemplar fails at once, not after the model is up."""
+    return _solved(str(cot.exemplar_info), exemplar_entry(cot))
 
 
 def exemplar_for(cot: DictConfig, problem: str) -> tuple[str, str]:
     """(problem, CoT) of the level-`cot.granularity` exemplar to show before `problem`."""
-    rows = _solved(str(cot.exemplar_info), exemplar_entry(cot))
+    rows = exemplar_rows(cot)
     start = cot.exemplar_row % len(rows)
     for k in range(len(rows)):
         ex = rows[(start + k) % len(rows)]

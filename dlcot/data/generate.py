@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from dlcot.answers import split_thought
 from dlcot.config import prepare_run_dir, to_dict
-from dlcot.data.exemplars import exemplar_prompt, uses_exemplar
+from dlcot.data.exemplars import exemplar_prompt, exemplar_rows, uses_exemplar
 from dlcot.data.sources import pending_problems, work_done_ids
 from dlcot.errors import ConfigError
 from dlcot.prompts import fill
@@ -54,6 +54,9 @@ def run(cfg: DictConfig) -> Path:
     if (instruction or cfg.cot.granularity is not None) and cfg.teacher.name == "synthetic":
         raise ConfigError("teacher=synthetic writes its own CoT and follows no cot.granularity / cot.format; "
                           "use an engine teacher (teacher.model=..., engine=vllm|hf|openai) for key-factor sweeps")
+    if cfg.teacher.name == "synthetic" and cfg.teacher.get("model"):
+        raise ConfigError(f"teacher=synthetic writes its traces by rule and would ignore teacher.model="
+                          f"{cfg.teacher.model}: choose an engine teacher (e.g. teacher=qwen2_5_72b_instruct)")
     out = prepare_run_dir(cfg)
     stats = _synthetic(cfg, out) if cfg.teacher.name == "synthetic" else _with_engine(cfg, out, instruction)
     atomic_write_json(out / "stats.json", stats)
@@ -106,8 +109,10 @@ def _with_engine(cfg: DictConfig, out: Path, instruction: str) -> dict:
         return [pid] if t.n == 1 else [f"{pid}#{k}" for k in range(t.n)]
 
     n_input, todo = pending_problems(cfg, rejects, lambda pid: all(tid in done for tid in sample_ids(pid)))
-    engine = make_engine(cfg.engine, model_path=t.model, tokenizer_name=cfg.tokenizer, seed=cfg.seed, needs=t)
     exemplar = uses_exemplar(cfg.cot)
+    if exemplar:
+        exemplar_rows(cfg.cot)  # a level without a released exemplar fails here, before the teacher loads
+    engine = make_engine(cfg.engine, model_path=t.model, tokenizer_name=cfg.tokenizer, seed=cfg.seed, needs=t)
     try:
         step = chunk_size(cfg.engine)
         for i in tqdm(range(0, len(todo), step), desc=f"teacher {t.name}", disable=None):

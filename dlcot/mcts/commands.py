@@ -57,6 +57,10 @@ def run(cfg: DictConfig, engines: Sequence[Engine] | None = None) -> Path:
             cfg.teacher.name != "synthetic":
         raise ConfigError(f"dlcot mcts with engine={cfg.engine.name}: set teacher.model=<Hub name or path>, the "
                           "model that writes the thought nodes")
+    if engines is None and cfg.teacher.name == "synthetic" and (cfg.teacher.get("model") or m.writers):
+        raise ConfigError(f"teacher=synthetic writes the nodes by rule and would ignore teacher.model="
+                          f"{cfg.teacher.get('model')} / mcts.writers={list(m.writers)}: choose an engine teacher "
+                          "(e.g. teacher=qwen2_5_72b_instruct teacher.model=...) to search with a model")
     if m.from_trees:
         return reextract(cfg, Path(m.from_trees))
     out = prepare_run_dir(cfg)

@@ -118,6 +118,8 @@ def main() -> int:
         model, dtype=torch.bfloat16).parameters())
     common = [f"runs_dir={root / 'runs'}", "student=qwen2_5_1_5b", f"student.model={model}", "train.bf16=true",
               "train.save_steps=1000", "train.logging_steps=5"]
+    if cpu:  # the dry run checks the plumbing: one micro-batch per step, a loss logged at every step
+        common += ["train.gradient_accumulation_steps=1", "train.logging_steps=1"]
 
     @step("data")
     def _data():
@@ -205,7 +207,8 @@ def main() -> int:
     @step("vllm_mcts", needs="vllm")
     def _vllm_mcts():
         out = root / "mcts_vllm"
-        dlcot("mcts", f"teacher.model={model}", *vllm_common, "mcts.iterations=2", "mcts.node_max_tokens=64",
+        dlcot("mcts", "teacher=qwen2_5_72b_instruct", f"teacher.model={model}", *vllm_common,
+              "mcts.stop.max_rollouts=2", "mcts.node_max_tokens=64",
               f"input={root / 'probs.jsonl'}", "data.limit=8", f"output={out}", timeout=240)
         return (out / "stats.json").read_text()[:300]
 

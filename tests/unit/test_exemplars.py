@@ -63,5 +63,37 @@ def test_a_format_sweep_shows_the_formats_own_release_at_that_level():
     assert exemplar_entry(cot("cot.format=sym", "cot.granularity=3")) == "svamp_bloom_sym"
     assert exemplar_entry(cot("cot.format=rar", "cot.granularity=5")) == "svamp_gemma_rar"
     assert exemplar_entry(cot("cot.granularity=6")) == "SVAMP_ChatGPT_level6"
-    with pytest.raises(ConfigError, match="a cot.exemplar_entries key bsm/4 or bsm"):
+    with pytest.raises(ConfigError, match="cot.exemplar_entries key bsm/4 or bsm"):
         exemplar_entry(cot("cot.format=bsm", "cot.granularity=4"))
+
+
+@pytest.mark.shared_data
+def test_the_gsm8k_recipe_shows_released_gsm8k_exemplars_never_svamp_ones(shared_data):
+    """recipe=key_factors/cot_distill generates on GSM8K problems: levels 1-2 show Llama-3-70B's released GSM8K CoT;
+    a level or format with no GSM8K exemplar is refused (pointing at cot.guide=instruction), not shown SVAMP."""
+    if not (shared_data / "keyfactors" / "gsm8k_llama_level2_ranked.json").is_file():
+        pytest.skip("../shared/data/keyfactors not found")
+    info = f"cot.exemplar_info={shared_data / 'keyfactors' / 'dataset_info.json'}"
+    cot = lambda *o: compose("generate", ["recipe=key_factors/cot_distill", info, *o]).cot  # noqa: E731
+    for level in (1, 2):
+        assert exemplar_entry(cot(f"cot.granularity={level}")) == f"GSM8k_llama_level{level}"
+        problem, shown = exemplar_for(cot(f"cot.granularity={level}"), "Some GSM8K problem?")
+        released = json.loads((shared_data / "keyfactors" / f"gsm8k_llama_level{level}_ranked.json").read_text())
+        assert (problem, shown) == (released[0]["instruction"].strip(), released[0]["output"].strip())
+    for bad in (["cot.granularity=3"], ["cot.granularity=6"], ["cot.format=bsm", "cot.granularity=3"]):
+        with pytest.raises(ConfigError, match="non-empty cot.exemplar_entries key .*cot.guide=instruction"):
+            exemplar_entry(cot(*bad))
+    assert not uses_exemplar(cot("cot.granularity=6", "cot.guide=instruction"))
+    # the SVAMP defaults still hold where no recipe switches them off
+    assert exemplar_entry(compose("generate", ["cot.granularity=3"]).cot) == "SVAMP_ChatGPT_level3"
+
+
+def test_a_level_without_an_exemplar_fails_before_the_teacher_loads(tmp_path, monkeypatch):
+    import dlcot.engines as engines
+
+    info = release(tmp_path)
+    monkeypatch.setattr(engines, "make_engine", lambda *a, **k: pytest.fail("the engine was loaded"))
+    with pytest.raises(ConfigError, match="cot/4"):
+        run_command("generate", ["data=kf_svamp", f"data.dataset_info={info}", "teacher=gpt4o", "engine=scripted",
+                                 "teacher.model=x", "data.heldout=2", f"cot.exemplar_info={info}", "cot.granularity=4",
+                                 "cot.exemplar_entries.cot=''", f"output={tmp_path / 'out'}"])

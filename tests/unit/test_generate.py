@@ -105,3 +105,11 @@ def test_engine_teacher_is_asked_for_the_cot_granularity_and_format(tmp_path):
     with pytest.raises(ConfigError, match="teacher=synthetic writes its own CoT"):
         run_command("generate", ["cot.granularity=2", f"output={tmp_path / 'bad'}"])
     assert not (tmp_path / "bad").exists()
+
+
+def test_synthetic_teacher_refuses_a_model_it_would_ignore(tmp_path):
+    from dlcot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="would ignore teacher.model=some/model"):
+        run_command("generate", ["teacher.model=some/model", "engine=hf", f"output={tmp_path / 'gen'}"])
+    assert not (tmp_path / "gen").exists()

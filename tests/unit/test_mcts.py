@@ -324,6 +324,9 @@ def test_settings_that_need_a_model_stop_before_any_search(tmp_path):
     with pytest.raises(ConfigError, match="set teacher.model"):
         run(_cfg(tmp_path, "engine=hf", "teacher.name=qwen"))  # a model teacher without teacher.model
     assert not (tmp_path / "mcts").exists()
+    with pytest.raises(ConfigError, match="would ignore teacher.model=some/model"):  # not silently the rule writer
+        run(_cfg(tmp_path, "engine=hf", "teacher.model=some/model"))
+    assert not (tmp_path / "mcts").exists()
 
 
 def test_a_rerun_counts_afresh_and_from_trees_extracts_again_without_searching(tmp_path):
