@@ -33,7 +33,7 @@ def bench_file(tmp_path):
     return path
 
 
-def run_scripted(bench_file, out, calls=None, n=4, ks="[1,2,4,8]"):
+def run_scripted(bench_file, out, calls=None, n=4, ks="[1,2,4]"):
     def respond(prompt: str, sample: int) -> str:
         key = prompt.split(":")[0]
         if calls is not None:
@@ -57,7 +57,7 @@ def test_every_metric_matches_hand_computed_values(bench_file, tmp_path):
     # pass@2: P1 (c=2) 1 - C(2,2)/C(4,2) = 5/6; P2 (c=1) 1 - C(3,2)/C(4,2) = 1/2; P3 1
     assert m["pass_at_k"]["2"] == pytest.approx((5 / 6 + 1 / 2 + 1) / 3)
     assert m["pass_at_k"]["4"] == pytest.approx(1.0)
-    assert "8" not in m["pass_at_k"] and m["k_skipped"] == [8]
+    assert m["k_skipped"] == []  # a k above eval.n fails at composition (tests/unit/test_schema.py)
     # maj@1: all first samples right; maj@2: P2 ties 7 vs 3 -> first seen (7) wins; maj@4: P2 votes 3 (x2)
     assert m["maj_at_k"] == pytest.approx({"1": 1.0, "2": 1.0, "4": 2 / 3})
     assert m["mean_tokens"] == pytest.approx(40 / 12)
