@@ -90,10 +90,10 @@ def parse_segments(answer: str, text: str, trace_id: str) -> Segmentation:
             approach += 1
         segs.append(Segment(kind, a, b, approach if kind == "approach" else None, answer_))
     first = next(s for s in segs if s.kind == "approach")
-    fae = first.end
-    while fae > first.start and text[fae - 1].isspace():
-        fae -= 1
-    return Segmentation(trace_id, len(text), fae, segs)
+    first_answer_end = first.end
+    while first_answer_end > first.start and text[first_answer_end - 1].isspace():
+        first_answer_end -= 1
+    return Segmentation(trace_id, len(text), first_answer_end, segs)
 
 
 def _check_order(kinds: list[str]) -> None:

@@ -110,7 +110,7 @@ class QualityReport:
     start_tp: int = 0
     n_pred_starts: int = 0
     n_gold_starts: int = 0
-    fae_hits: int = 0
+    first_answer_hits: int = 0
     count_exact: int = 0
     outcome_hit: int = 0
     n_gold_approaches: int = 0
@@ -122,7 +122,7 @@ class QualityReport:
         ps = [lines.of(s) for s in approach_starts(pred)]
         gs = [lines.of(s) for s in approach_starts(gold)]
         tp = _match(ps, gs, tolerance)
-        fae = (pred.first_answer_end is not None and gold.first_answer_end is not None
+        first_answer_hit = (pred.first_answer_end is not None and gold.first_answer_end is not None
                and abs(lines.of_end(pred.first_answer_end) - lines.of_end(gold.first_answer_end)) <= tolerance)
         agree = kind_agreement_chars(pred, gold, n)
         oh, on = outcome_hits(pred, gold)
@@ -132,12 +132,12 @@ class QualityReport:
         self.start_tp += tp
         self.n_pred_starts += len(ps)
         self.n_gold_starts += len(gs)
-        self.fae_hits += int(fae)
+        self.first_answer_hits += int(first_answer_hit)
         self.count_exact += int(len(ps) == len(gs))
         self.outcome_hit += oh
         self.n_gold_approaches += on
         self.per_trace.append({"id": gold.id, "kind_agreement": agree / max(1, n), "start_tp": tp,
-                               "pred_starts": len(ps), "gold_starts": len(gs), "first_answer_hit": fae,
+                               "pred_starts": len(ps), "gold_starts": len(gs), "first_answer_hit": first_answer_hit,
                                "outcome_hits": oh, "gold_approaches": on})
 
     @property
@@ -159,7 +159,7 @@ class QualityReport:
 
     @property
     def first_answer_accuracy(self) -> float:
-        return self.fae_hits / max(1, self.n_traces)
+        return self.first_answer_hits / max(1, self.n_traces)
 
     @property
     def approach_count_exact(self) -> float:

@@ -19,6 +19,7 @@ CI_SIZE = ["data.n_problems=24", "data.heldout=6", "train.max_steps=4", "train.s
            "student.tiny.num_layers=2", "student.tiny.intermediate_size=128"]
 
 
+@pytest.mark.slow  # ~70 s; the array-task test below keeps a sweep in the default suite
 @pytest.mark.timeout(600)
 def test_sweep_runs_each_job_alone_reports_them_together_and_resumes(tmp_path):
     out = tmp_path / "sweep"

@@ -10,12 +10,12 @@ TEXT = "R line\n\nA1 line\nA1 more\n\nA2 line\n\nV line\n\nC line"
 #       0         8        16       25       33     40
 
 
-def seg(*spans, fae=None):
-    return Segmentation("t", len(TEXT), fae, [Segment(*s) for s in spans])
+def seg(*spans, first_answer_end=None):
+    return Segmentation("t", len(TEXT), first_answer_end, [Segment(*s) for s in spans])
 
 
 GOLD = seg(("restatement", 0, 8), ("approach", 8, 25, 1, "1", "incorrect"), ("approach", 25, 34, 2, "2", "correct"),
-           ("verification", 34, 42), ("conclusion", 42, len(TEXT)), fae=32)
+           ("verification", 34, 42), ("conclusion", 42, len(TEXT)), first_answer_end=32)
 
 
 def test_lines_skip_blank_lines():
@@ -41,7 +41,8 @@ def test_one_approach_baseline():
 
 
 def test_off_by_two_lines_misses():
-    pred = seg(("restatement", 0, 8), ("approach", 8, 42, 1, "2", "correct"), ("conclusion", 42, len(TEXT)), fae=45)
+    pred = seg(("restatement", 0, 8), ("approach", 8, 42, 1, "2", "correct"), ("conclusion", 42, len(TEXT)),
+               first_answer_end=45)
     rep = score([(TEXT, pred, GOLD)])
     assert rep.first_answer_accuracy == 0.0  # line 5 vs gold line 3
     assert rep.start_tp == 1 and rep.outcome_accuracy == 0.5

@@ -99,7 +99,7 @@ def test_engine_teacher_is_asked_for_the_cot_granularity_and_format(tmp_path):
     assert _data_label({"data": str(plain / "traces.jsonl")}) == "raw (t, cot)"
 
     for bad, message in [("cot.granularity=7", "use null .* or one of 1, 2, 3, 4, 5, 6"),
-                         ("cot.format=poem", "use one of cot, least_to_most")]:
+                         ("cot.format=poem", "not one of cot, least_to_most")]:
         with pytest.raises(ConfigError, match=message):
             run_command("generate", [*args, bad, f"output={tmp_path / 'bad'}"])
     with pytest.raises(ConfigError, match="teacher=synthetic writes its own CoT"):
