@@ -24,6 +24,7 @@ def _cmd(out: Path, runs: Path) -> list[str]:
     return [sys.executable, "-m", "dlcot.cli", "run", "recipe=quickstart_ci", f"output={out}", f"runs_dir={runs}"]
 
 
+@pytest.mark.slow  # ~60-90 s; chains are covered by test_chain.py and the key-factors tiny chain
 @pytest.mark.timeout(600)
 def test_quickstart_chain_killed_resumes_and_reports(tmp_path):
     out, runs = tmp_path / "chain", tmp_path / "runs"

@@ -55,6 +55,7 @@ def test_sweep_runs_each_job_alone_reports_them_together_and_resumes(tmp_path):
     assert {n: (out / n / "sft" / "train_stats.json").stat().st_mtime_ns for n in trained} == trained
 
 
+@pytest.mark.slow  # ~35 s; the grid and job selection are unit-tested in test_sweep_grid.py
 def test_an_array_task_runs_its_job_only_and_leaves_the_report_to_the_last(tmp_path):
     out = tmp_path / "sweep"
     cmd = [sys.executable, "-m", "dlcot.cli", "sweep", "recipe=sweeps/distill_one", *CI_SIZE, "train.max_steps=1",

@@ -152,6 +152,7 @@ def test_dpo_moves_every_trainable_parameter(tmp_path, student, lora):
     assert "DPO (beta 0.1" in (tmp_path / "run" / "README.md").read_text()
 
 
+@pytest.mark.slow  # ~15 s; the objective and cDPO tests check the loss exactly at every step
 def test_dpo_learns_the_preference(tmp_path):
     stats = _train(tmp_path, "fit", "train.max_steps=16", "train.learning_rate=3e-3", "train.limit=4",
                    "train.per_device_batch_size=4")
@@ -162,6 +163,7 @@ def test_dpo_learns_the_preference(tmp_path):
     assert stats["loss"]["last"] < 0.5 * stats["loss"]["first"]
 
 
+@pytest.mark.slow  # ~11 s; SFT resume and train fault injection stay in the default suite
 def test_resume_after_a_kill_gives_the_same_losses(tmp_path):
     whole = _train(tmp_path, "whole", "train.max_steps=4", "train.save_steps=2", "train.sft_alpha=1")
     with pytest.raises(KeyboardInterrupt):
