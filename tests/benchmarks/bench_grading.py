@@ -93,7 +93,8 @@ def heldout() -> bool:
                     "dlcot strict": [v.correct for v in checker.check_many(pairs, "strict")]}
     verdicts["math-verify (full output)"] = [plain_math_verify(gold, text) for gold, text in pairs]
     labels = [lab for lab, _, _ in items]
-    print(f"\n## held-out set: {len(items)} outputs graded, never used to write a rule\n")
+    print(f"\n## held-out set: {len(items)} outputs graded, labelled before dlcot graded them (the held-out figure "
+          "is its first run; the answerless rules of 2026-11-30 were then written on what it misread)\n")
     print("| class | n | " + " | ".join(verdicts) + " |")
     print("|---|---:|" + "---:|" * len(verdicts))
     for cls in sorted({lab["class"] for lab in labels}):
