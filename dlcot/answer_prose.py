@@ -6,7 +6,12 @@ a user compares against (math-verify on the completion, the Qwen2.5-Math and Sky
 these, so dlcot reads them too, but only *at the end*: the last sentences of the text, after at most three short
 closing remarks, and only when the text ends on a complete sentence. A text cut mid-sentence or ending in doubt
 ("Wait, …", "Alternatively") states nothing, and a sentence that recalls or rejects a value ("I recall 1/2, but
-that ignores y<3") is never its answer. Only the tail is read, so the cost does not grow with the trace.
+that ignores y<3") is never its answer. Nor are the sentences of unfinished work, which a held-out set of real
+outputs showed being read as answers (tests/benchmarks/bench_grading.py): a text cut inside a display `\\[`, a
+sentence that explores or supposes ("Alternatively, …", "perhaps the median is 6"), a range ("from 01 to 31"), an
+expression in words ("1 minus the probability …"), a value found "not an integer", a lead-in ending in ":", a
+pattern ("…, and so on", "1, 2, ..., 12"), or a fragment with unbalanced braces. Only the tail is read, so the cost
+does not grow with the trace.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ _UNWRAP = re.compile(r"\\[()\[\]]|\$+")
 # Word verbs are tried before "=": "the plane is 5x - 7y + 11z + 4 = 0" states the equation, not 0.
 _VERBS = re.compile(r"\b(?:is|are|was|were|equals|be|becomes|gives|get|gets|got|yields|makes|to)\b|:(?=\s)"
                     r"|\b(?:increases?|decreases?|increased|decreased|reduced|grows?|drops?|rises?|falls?) by\b")
+_RANGE = re.compile(r"\bfrom\s+\S+\s*$", re.IGNORECASE)  # "varies from 01 to 31": a range, not a result
 _EQUALS = re.compile(r"(?<![<>!\\])=")
 # The left side of "x = 5", "a_5 = 2", "p(8) = 3", "\\tan A = 2": one symbol, so the value is the right side.
 _SYMBOL = re.compile(r"^\s*(?:\\[A-Za-z]+\s*)?[A-Za-z]{1,2}(?:_\{?\w+\}?)?(?:\^\{?\w+\}?)?(?:\([^()]*\))?\s*$")
@@ -29,6 +35,7 @@ _CLAUSE = re.compile(r"(?:\s+\((?=[A-Za-z]{2})|,\s*not\b|(?:,\s*|\s+)(?:which|si
 _LEADING = re.compile(r"^(?:indeed|just|simply|exactly|clearly|still|also|then|now|therefore|thus|actually|"
                       r"equal to|approximately|about|around|only|precisely|definitely|obviously|:|=)\s*", re.I)
 _UNITS = re.compile(r"((?:\s+(?:\\text\{[^{}]*\}|[A-Za-z][A-Za-z'’-]*[²³]?\.?)){1,6})$")
+_OPERATOR_WORDS = re.compile(r"\s*(?:minus|plus|times|divided|multiplied|over)\b", re.IGNORECASE)
 _FUNCS = {"sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", "mod", "pi", "arcsin", "arccos",
           "arctan", "inf", "infty"}
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
@@ -45,13 +52,19 @@ _DOUBT = re.compile(r"^(?:wait|but wait|hold on|hmm+|alternatively|perhaps|maybe
 # "at first", "earlier" alone are often plain facts ("bottle caps at first = 42 - 29"): only with a thinker.
 _RECALLS = re.compile(r"\b(?:recall|remember|recalled|thought|(?:initially|at first|earlier|previously|originally),? "
                       r"(?:I|we)|suppose|supposing|assume|assuming|if|whether|mistakenly|wrongly|"
-                      r"guess(?:ed)?|seem(?:ed|s)? like)\b", re.IGNORECASE)
+                      r"guess(?:ed)?|seem(?:ed|s)? like|perhaps|maybe)\b", re.IGNORECASE)
+# A sentence opening like this explores or doubts: a value in it is a candidate, never the stated answer.
+_EXPLORES = re.compile(r"^(?:wait|but wait|hold on|hmm+|alternatively|perhaps|maybe)\b", re.IGNORECASE)
 _REJECTS = re.compile(r"^[^.\n]{0,80}?\b(?:but|however|although|though)\b[^.\n]{0,80}?\b(?:wrong|incorrect|ignor\w*|"
                       r"mistake\w*|not|n't|forgot|miss\w*|invalid|error|overcount\w*|undercount\w*)\b|"
-                      r"^\W{0,3}(?:is|was)?\s*(?:wrong|incorrect|not correct|a mistake)\b", re.IGNORECASE)
+                      r"^\W{0,3}(?:is|was)?\s*(?:wrong|incorrect|not correct|a mistake)\b|"
+                      r"^[^.\n]{0,120}?,\s*(?:(?:which is |that is )?not (?:an? )?(?:integer|whole number|valid|"
+                      r"possible|allowed)|invalid|impossible)\b", re.IGNORECASE)
 _CLAUSE_START = re.compile(r"[,;:]\s+|\b(?:so|but|then|therefore|thus|hence|since)\b", re.IGNORECASE)
 _CUES = re.compile(r"\b(?:therefore|thus|hence|so|in conclusion|confident|conclude|final|answer|total|in all|"
                    r"altogether|in summary|overall)\b", re.IGNORECASE)
+_ELLIPSIS = re.compile(r",\s*(?:\.\.\.|…|\\[lc]?dots)\s*,")  # an elided list: "1, 2, ..., 9"
+_ENUMERATION = re.compile(r"\b(?:and so on|and so forth|etc)\W*$", re.IGNORECASE)
 _COUNTED = re.compile(r"(?<![\w.\\/^])(-?\d+(?:,\d{3})*(?:\.\d+)?)(?!\w|/\d|\.\d)")
 
 
@@ -78,13 +91,15 @@ def clean_value(text: str) -> str | None:
     t = _UNWRAP.sub(" ", text).strip()
     t = _CLAUSE.sub("", t).strip().rstrip(".!;,: ").strip()
     for _ in range(3):
-        t = _LEADING.sub("", t).strip()
+        t = re.sub(r"^[,;]\s*", "", _LEADING.sub("", t).strip())
     if not t:
         return None
     if (word := _number_word(t)) is not None:
         return word
     expr = t
     units = _UNITS.search(t)
+    if units and _OPERATOR_WORDS.match(units.group(1)):
+        return None  # "1 minus the probability that …": an expression in words, not a value and its unit
     if units and units.start() > 0 and not re.search(r"[-+*/^=(\[{,]\s*$", t[:units.start()]):
         expr = t[:units.start()].strip()
     expr = re.sub(r"^\$(?=\d)", "", expr).rstrip(".,;: ")
@@ -92,8 +107,9 @@ def clean_value(text: str) -> str | None:
         expr = expr[:-1].rstrip()  # "…the correct answer is 14)" closing a remark in parentheses
     if expr.startswith("\\$"):
         expr = expr[2:]
-    if not expr or not re.search(r"[\d\\π√∞]", expr) or re.search(r"[-+*/^=(\[{,]$", expr):
-        return None
+    if not expr or not re.search(r"[\d\\π√∞]", expr) or re.search(r"[-+*/^=(\[{,]$", expr) or (
+            expr.count("{") != expr.count("}")):
+        return None  # no value, an unfinished one, or a fragment cut out of a longer expression
     if any(w.lower() not in _FUNCS for w in _WORD.findall(_TEXT_CMD.sub("", expr))):
         return None  # words left inside: prose, not a value
     return _right_side(expr)
@@ -126,9 +142,13 @@ def _sentences(tail: str) -> list[tuple[int, int]]:
 
 def _statement(sentence: str) -> str | None:
     """The value one sentence states: after its last "is" / "=" / ":" that is followed by a value, else the one
-    number of a concluding sentence ("so I'm confident that 5 students participate")."""
+    number of a concluding sentence ("so I'm confident that 5 students participate"); None when it states none
+    or only recalls or rejects one."""
     flat = _UNWRAP.sub(" ", sentence)
-    verbs = list(_VERBS.finditer(flat))
+    if _ENUMERATION.search(flat) or _EXPLORES.match(flat.strip()) or _ELLIPSIS.search(flat) or (
+            flat.rstrip().endswith(":")):
+        return None  # a pattern ("…, and so on", "1, 2, ..., 9"), an exploration, or a lead-in ("For k = 18:")
+    verbs = [v for v in _VERBS.finditer(flat) if not (v.group(0) == "to" and _RANGE.search(flat, 0, v.start()))]
     for v in reversed(verbs):
         value = clean_value(flat[v.end():])
         if value:
@@ -151,10 +171,10 @@ def _statement(sentence: str) -> str | None:
 
 def _ends_complete(tail: str) -> bool:
     """The text ends on a finished sentence or math span, not mid-sentence ("…for some", "…is 1/", "So,",
-    a list item's number "1.", an unclosed brace or `\\(`)."""
+    a list item's number "1.", an unclosed brace, `\\(` or display `\\[`)."""
     last = tail.rsplit("\n", 1)[-1]
     if re.fullmatch(r"\s*\d{1,2}\.", last) or last.count("{") > last.count("}") or (
-            last.count("\\(") > last.count("\\)")):
+            last.count("\\(") > last.count("\\)")) or tail.rfind("\\[") > tail.rfind("\\]"):
         return False
     if re.search(r"(?:\$|\\\)|\\\]|[.!])\s*$", tail):
         return True

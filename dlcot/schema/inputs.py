@@ -53,6 +53,9 @@ class DataConfig(Section):
         super().validate(key)
         check(self.min_steps <= self.max_steps, f"{key}.min_steps", self.min_steps,
               f"more than {key}.max_steps={self.max_steps}")
+        # only these formats carry per-generation correctness flags: elsewhere correct_only would be ignored silently
+        check(not self.correct_only or self.format in ("openr1", "s1k"), f"{key}.correct_only", True,
+              f"{key}.format={self.format} has no correctness flags (only openr1 and s1k carry them)")
 
 
 @dataclass

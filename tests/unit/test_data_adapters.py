@@ -102,6 +102,17 @@ def test_bad_names_fail_clearly():
         compose("enhance", ["data=messages", f"data.path={HUB / 'messages.jsonl'}", "data.format=chatml"])
 
 
+def test_correct_only_needs_correctness_flags(shared_data):
+    """Asked for correct generations only: a format without flags is a config error naming the key, and a
+    flag-carrying format whose rows lack the flags rejects each generation with its reason."""
+    for data in ("openthoughts", "limo", "messages", "synthetic"):
+        with pytest.raises(ConfigError, match="data.correct_only=True: data.format=.* has no correctness flags"):
+            compose("enhance", [f"data={data}", "data.correct_only=true"])
+    traces, rejects = read("s1k", f"data.path={shared_data / 'longcot/s1k_gemini.jsonl'}", "data.teachers=[gemini]",
+                           "data.correct_only=true")  # the shared s1K-style file has no gemini_grade field
+    assert not traces and Counter(rejects.values()) == {"no_correctness_flags": 4, "no_gold": 1}
+
+
 def test_hub_reads_stream_only_the_rows_asked_for_and_cache_them(monkeypatch, tmp_path):
     rows = [json.loads(line) for line in (HUB / "conversations.jsonl").read_text().splitlines()] * 500
     pulled, calls = [], []
@@ -136,6 +147,9 @@ def test_traces_file_counts_kept_and_rejected(tmp_path):
     stats = json.loads((path.parent / "stats.json").read_text())
     assert (stats["n_kept"], stats["n_rejected"]) == (3, 3) and len(path.read_text().splitlines()) == 3
     assert stats["reject_reasons"] == {"incorrect_generation": 2, "no_correctness_flags": 1}
+    dropped = [json.loads(line) for line in (path.parent / "rejected.jsonl").read_text().splitlines()]
+    assert sorted((d["id"], d["reason"]) for d in dropped) == [  # every drop, with its reason
+        ("u-1/1", "incorrect_generation"), ("u-1/2", "incorrect_generation"), ("u-3/0", "no_correctness_flags")]
     assert traces_file(cfg) == path  # reused while the data config is unchanged
 
 
