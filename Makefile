@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 PYTEST := $(BIN)/python -m pytest
+# `make test` runs the default suite on TEST_WORKERS pytest-xdist workers (2: a CI machine's two cores), each
+# with one torch thread: two OpenMP threads per worker on two cores spin against each other.
+TEST_WORKERS ?= 2
 
 .PHONY: venv test test-slow bench demo lint docs clean gpu-check
 
@@ -31,7 +34,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: venv
-	$(PYTEST) -q
+	OMP_NUM_THREADS=1 $(PYTEST) -q -n $(TEST_WORKERS)
 
 test-slow: venv
 	$(PYTEST) -q -m slow

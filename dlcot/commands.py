@@ -74,11 +74,18 @@ def check_output(name: str, cfg: DictConfig) -> None:
 def run_command(name: str, overrides: Sequence[str] = ()) -> Path | None:
     """Compose the config for `name` with `overrides` and run it (the programmatic form of the CLI). The run
     directory locks the command takes (`dlcot.rundir`) are released when it returns."""
+    if name in UNCOMPOSED:
+        fn = resolve_command(name)
+        procs.install()
+        return fn(list(overrides))
+    return run_composed(name, compose(name, list(overrides)))
+
+
+def run_composed(name: str, cfg: DictConfig) -> Path | None:
+    """Run `name` on the config `compose(name, overrides)` gave: a chain runs the stage config it has already
+    composed to hash (`dlcot.orchestrate.chain`) instead of composing it a second time (~0.5 s a stage)."""
     fn = resolve_command(name)
     procs.install()
-    if name in UNCOMPOSED:
-        return fn(list(overrides))
-    cfg = compose(name, list(overrides))
     check_output(name, cfg)
     before = set(rundir.held())
     try:

@@ -12,6 +12,8 @@ OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled", "TOKENIZERS_PARA
 # Set at import, not only in a fixture: huggingface_hub reads HF_HUB_OFFLINE once, when it is first imported
 # (by the test modules, after this file), and session fixtures run before any function-scoped fixture.
 os.environ.update(OFFLINE_ENV)
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `pytest -n N`: one torch thread per worker (before torch is imported)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)

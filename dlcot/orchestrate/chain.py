@@ -27,7 +27,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from dlcot import procs, rundir
-from dlcot.commands import run_command
+from dlcot.commands import run_command, run_composed
 from dlcot.config import SHARED_READS, compose, config_hash, is_rank0, prepare_run_dir, reads_hash
 from dlcot.errors import ConfigError
 from dlcot.records import atomic_write_json
@@ -57,18 +57,21 @@ def stage_overrides(cfg: DictConfig, stage: DictConfig, out: Path, dirs: dict[st
     return [*base, *user, *_substitute(list(stage.overrides), dirs, stage.name, names), f"output={out}"]
 
 
-def stage_dir(cfg: DictConfig, stage: DictConfig, root: Path, dirs: dict[str, Path]) -> tuple[Path, list[str], str]:
-    """(output dir, overrides, config hash marking it done) of a stage: in the chain's directory, or for a
-    `share: true` stage in `<runs_dir>/shared/`, named by the hash of what the command reads."""
+def stage_dir(cfg: DictConfig, stage: DictConfig, root: Path,
+              dirs: dict[str, Path]) -> tuple[Path, list[str], str, DictConfig | None]:
+    """(output dir, overrides, config hash marking it done, the stage's composed config when it is the one the
+    stage runs with) of a stage: in the chain's directory, or for a `share: true` stage in
+    `<runs_dir>/shared/`, named by the hash of what the command reads."""
     if not stage.share:
         out = root / stage.name
         overrides = stage_overrides(cfg, stage, out, dirs)
-        return out, overrides, config_hash(compose(stage.command, overrides))
+        composed = compose(stage.command, overrides)
+        return out, overrides, config_hash(composed), composed
     if stage.command not in SHARED_READS or stage.launch:
         raise ConfigError(f"stage {stage.name!r}: share is for in-process {', '.join(SHARED_READS)} stages")
     digest = reads_hash(compose(stage.command, stage_overrides(cfg, stage, root / stage.name, dirs)), stage.command)
     out = Path(cfg.runs_dir) / "shared" / f"{stage.command}-{digest}"
-    return out, stage_overrides(cfg, stage, out, dirs), digest
+    return out, stage_overrides(cfg, stage, out, dirs), digest, None
 
 
 @contextmanager
@@ -88,8 +91,10 @@ def _launch(stage: DictConfig, overrides: list[str]) -> None:
     procs.run_tied(cmd, check=True)  # its whole tree (accelerate, ranks, their workers) ends with this process
 
 
-def _run_stage(stage: DictConfig, out: Path, overrides: list[str], digest: str) -> float:
-    """Run one stage unless its `.done.json` holds `digest`; returns its seconds (0 when skipped)."""
+def _run_stage(stage: DictConfig, out: Path, overrides: list[str], digest: str,
+               composed: DictConfig | None) -> float:
+    """Run one stage unless its `.done.json` holds `digest`; returns its seconds (0 when skipped). An
+    in-process stage runs on `composed` when given (the config of exactly `overrides`)."""
     done = out / DONE
     if done.exists() and json.loads(done.read_text()).get("config_hash") == digest:
         log.info("stage %s: done already (%s), skipping", stage.name, out)
@@ -98,6 +103,8 @@ def _run_stage(stage: DictConfig, out: Path, overrides: list[str], digest: str) 
     t0 = time.perf_counter()
     if stage.launch:
         _launch(stage, overrides)
+    elif composed is not None:
+        run_composed(stage.command, composed)
     else:
         run_command(stage.command, overrides)
     seconds = round(time.perf_counter() - t0, 2)
@@ -117,10 +124,10 @@ def run(cfg: DictConfig) -> Path:
     for stage in cfg.stages:
         if stage.name in dirs:
             raise ConfigError(f"stage name {stage.name!r} is used twice in recipe {cfg.recipe!r}")
-        out, overrides, digest = stage_dir(cfg, stage, root, dirs)
+        out, overrides, digest, composed = stage_dir(cfg, stage, root, dirs)
         dirs[stage.name] = out
         with _locked(stage, out):
-            timings[stage.name] = _run_stage(stage, out, overrides, digest)
+            timings[stage.name] = _run_stage(stage, out, overrides, digest, composed)
     if is_rank0():
         atomic_write_json(root / "chain.json", {"stages": {k: str(v) for k, v in dirs.items()}, "seconds": timings})
     last = cfg.stages[-1]

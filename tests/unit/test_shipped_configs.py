@@ -16,7 +16,7 @@ import pytest
 from omegaconf import OmegaConf
 from real_models import family_tokenizer_dir
 
-from dlcot.config import compose, list_options
+from dlcot.config import CONF_DIR, compose, list_options
 from dlcot.errors import ConfigError
 from dlcot.prompts import fill
 
@@ -61,8 +61,12 @@ def test_teacher_prompt_reaches_the_engine(name, tmp_path, monkeypatch):
     assert trace["reasoning"] == "2 + 2 = 4" and trace["teacher"] == name
 
 
-@pytest.mark.parametrize("name", [t for t in TEACHERS if "/" in (compose("generate", [f"teacher={t}"]).teacher.model
-                                                                  or "")])
+# Hub-named teachers, read from their files at collection (composing each here cost ~5 s per collection; the
+# test composes the ones it runs)
+HUB_TEACHERS = [t for t in TEACHERS if "/" in (OmegaConf.load(CONF_DIR / "teacher" / f"{t}.yaml").get("model") or "")]
+
+
+@pytest.mark.parametrize("name", HUB_TEACHERS)
 def test_teacher_fits_vllm_context(name):
     """Each open-weights (Hub-named, vLLM-served) teacher names the tensor parallelism and context it needs;
     engine.* settings win. API teachers (gpt-4o, gemini) go through engine=openai."""
@@ -181,7 +185,13 @@ def test_train_option_builds_trl_config(name, tmp_path):
     assert isinstance(args, SFTConfig if cfg.train.stage == "sft" else DPOConfig)
 
 
-@pytest.mark.parametrize("name", list_options("recipes"))
+# Slow here: its search and train stages (each built into TRL's config) and their report rows are checked by
+# test_marco_pipeline.py::test_table5_recipe_rows_are_the_papers_rows; its eval stages have table6's shape.
+SLOW_RECIPES = {"marco_o1_v2/table5"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_RECIPES else n
+                                  for n in list_options("recipes")])
 def test_recipe_stages_compose_with_their_overrides(name, tmp_path, monkeypatch):
     """What `dlcot run recipe=NAME` composes for each stage, checked on the code each command starts with."""
     from dlcot.data.benchmarks import format_prompt
