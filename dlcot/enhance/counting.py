@@ -57,9 +57,9 @@ class TokenJob:
     cut_reasons: list[str | None]
     after_kinds: list[tuple[int, int, str]]
 
-    def counts(self, tokenizer: Any) -> dict[str, Any]:
-        """Tokens before and after, per segment kind, and cut per reason."""
-        before, after = token_starts(tokenizer, [self.before, self.after])
+    def counts(self, before: list[int], after: list[int]) -> dict[str, Any]:
+        """Tokens before and after, per segment kind, and cut per reason, from the token start offsets of the
+        raw (`before`) and the enhanced text."""
         cut_by_reason: dict[str, int] = {}
         for reason, n in zip(self.cut_reasons, tokens_per_span(before, [s for s, _, _ in self.segments]),
                              strict=True):
@@ -68,3 +68,14 @@ class TokenJob:
         return {"tokenizer": self.tokenizer_name, "before": len(before), "after": len(after),
                 "by_kind_before": by_kind(before, self.segments), "by_kind_after": by_kind(after, self.after_kinds),
                 "cut_by_reason": cut_by_reason}
+
+
+def fill_counts(rows: list[dict[str, Any]], tokenizer: Any) -> None:
+    """Replace the `TokenJob` of every row that has one by its counts: one batch through the tokenizer for all
+    the rows (a fast tokenizer encodes a batch on several threads)."""
+    jobs = [(row, job) for row in rows if isinstance(job := row.get("lineage", {}).get("tokens"), TokenJob)]
+    if not jobs:
+        return
+    starts = token_starts(tokenizer, [text for _, job in jobs for text in (job.before, job.after)])
+    for k, (row, job) in enumerate(jobs):
+        row["lineage"]["tokens"] = job.counts(starts[2 * k], starts[2 * k + 1])

@@ -38,7 +38,7 @@ from typing import Any
 from dlcot import procs
 from dlcot.answers import AnswerChecker
 from dlcot.enhance.cluster import cluster
-from dlcot.enhance.counting import TokenJob
+from dlcot.enhance.counting import TokenJob, fill_counts
 from dlcot.enhance.cues import final_statement
 from dlcot.enhance.label import UNDECIDED, Labeled, OfflineBackend, final_answer_of
 from dlcot.enhance.simplify import Decision, Policy, decide, is_passthrough, splice
@@ -261,10 +261,12 @@ def _run_batch(fn: Callable[[Any], Any], batch: list[Any]) -> list[Any]:
 
 
 def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], settings: Settings, workers: int,
-                batch: int = BATCH) -> Iterator[Any]:
-    """fn over items, in order, on `workers` processes (in-process when workers <= 1), memory bounded."""
+                batch: int = BATCH, started: Callable[[], None] = lambda: None) -> Iterator[Any]:
+    """fn over items, in order, on `workers` processes (in-process when workers <= 1), memory bounded.
+    `started` is called once the workers have their first window of work, before waiting for any result."""
     if settings.judged:  # one engine, in this process: the judge batches a chunk of traces per step
         _init(settings)
+        started()
         try:
             from dlcot.enhance.llm import judged_map
 
@@ -274,6 +276,7 @@ def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], settings: Settin
         return
     if workers <= 1:
         _init(settings)
+        started()
         try:
             for x in items:
                 yield fn(x)
@@ -287,11 +290,15 @@ def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], settings: Settin
     it = iter(items)
     before = set(mp.active_children())
     ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(settings,))
+    waiting = False
     try:
         while True:
             chunk = list(itertools.islice(it, batch))
             if chunk:
                 window.append(ex.submit(_run_batch, fn, chunk))
+            if not waiting and (len(window) >= max(3 * workers, WINDOW) or not chunk):
+                waiting = True
+                started()
             while window and (len(window) >= max(3 * workers, WINDOW) or not chunk):
                 yield from window.popleft().result()
             if not chunk:
@@ -339,19 +346,22 @@ def run_stream(fn: Callable[[Any], tuple[str, dict]], input_path: str | Path, ke
         total = _count_lines(input_path, limit)
         bar = tqdm(total=total, initial=done, desc=desc, unit="trace", disable=not progress, mininterval=0.5)
         n_kept, n_rej = kept.n_written, rejected.n_written
-        tokenizer: Any = None
-        for kind, row in ordered_map(fn, records, settings, workers):
-            if tokenizer is None:  # here, not before: the workers started above run while it loads
-                tokenizer = load_tokenizer(settings.tokenizer) if settings.tokenizer else False
-            if isinstance(job := row.get("lineage", {}).get("tokens"), TokenJob):
-                row["lineage"]["tokens"] = job.counts(tokenizer or None)
-            if kind == "kept":
-                kept.write(row)
-                n_kept += 1
-            else:
-                rejected.write(row)
-                n_rej += 1
-            bar.update(1)
+        tokenizer: list[Any] = []  # loaded once the workers run, so they segment and verify meanwhile
+
+        def load() -> None:
+            tokenizer.append(load_tokenizer(settings.tokenizer) if settings.tokenizer else None)
+
+        rows = ordered_map(fn, records, settings, workers, started=load)
+        while group := list(itertools.islice(rows, BATCH)):
+            fill_counts([row for _, row in group], tokenizer[0])
+            for kind, row in group:
+                if kind == "kept":
+                    kept.write(row)
+                    n_kept += 1
+                else:
+                    rejected.write(row)
+                    n_rej += 1
+            bar.update(len(group))
         bar.close()
     except BaseException:
         kept.close()
