@@ -71,8 +71,7 @@ class TokenJob:
 
 
 def fill_counts(rows: list[dict[str, Any]], tokenizer: Any) -> None:
-    """Replace the `TokenJob` of every row that has one by its counts: one batch through the tokenizer for all
-    the rows (a fast tokenizer encodes a batch on several threads)."""
+    """Replace the `TokenJob` of every row that has one by its counts (one batch through the tokenizer)."""
     jobs = [(row, job) for row in rows if isinstance(job := row.get("lineage", {}).get("tokens"), TokenJob)]
     if not jobs:
         return

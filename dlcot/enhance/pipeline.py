@@ -351,17 +351,15 @@ def run_stream(fn: Callable[[Any], tuple[str, dict]], input_path: str | Path, ke
         def load() -> None:
             tokenizer.append(load_tokenizer(settings.tokenizer) if settings.tokenizer else None)
 
-        rows = ordered_map(fn, records, settings, workers, started=load)
-        while group := list(itertools.islice(rows, BATCH)):
-            fill_counts([row for _, row in group], tokenizer[0])
-            for kind, row in group:
-                if kind == "kept":
-                    kept.write(row)
-                    n_kept += 1
-                else:
-                    rejected.write(row)
-                    n_rej += 1
-            bar.update(len(group))
+        for kind, row in ordered_map(fn, records, settings, workers, started=load):
+            fill_counts([row], tokenizer[0])  # row by row: a crash loses no row that was ready
+            if kind == "kept":
+                kept.write(row)
+                n_kept += 1
+            else:
+                rejected.write(row)
+                n_rej += 1
+            bar.update(1)
         bar.close()
     except BaseException:
         kept.close()
