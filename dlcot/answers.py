@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Literal, TypeVar
 
+from dlcot.answer_exact import exact_verdict
 from dlcot.answer_prose import clean_value, is_rejection, stated_at_end
 
 THOUGHT_ENDS = ("</think>", "<|end_of_thought|>")
@@ -304,6 +305,8 @@ def _quick(gold: str, pred: str) -> tuple[bool, Reason] | None:
         return True, "match"
     if (gn := _plain_number(gold)) is not None and (pn := _plain_number(pred)) is not None:
         return (True, "match") if gn == pn else (False, "mismatch")
+    if (exact := exact_verdict(gold, pred)) is not None:  # fractions, decimals (answer_exact.py)
+        return (True, "match") if exact else (False, "mismatch")
     g_word, p_word = _word(g), _word(p)
     if g_word.lower() in ("yes", "no"):
         return (True, "match") if p_word.lower() == g_word.lower() else (False, "mismatch")

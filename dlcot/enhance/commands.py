@@ -72,9 +72,14 @@ def enhance(cfg: DictConfig) -> Path:
     """`dlcot enhance input=F output=DIR [enhance=POLICY] [tokenizer=...]` (outputs: see docs/architecture.md §3)."""
     src = _input(cfg, "enhance")
     settings = settings_from(cfg)
-    from dlcot.tokens import load_tokenizer
+    from dlcot.tokens import load_tokenizer, qwen2_tokenizer_dir
 
-    load_tokenizer(settings.tokenizer)  # fail on a bad tokenizer name before any work
+    # A bad tokenizer name fails here, before any work. `qwen2` and a local directory are only checked: loading
+    # (~6 s of CPU) happens in run_stream while the workers run; any other name (the Hub) is loaded now.
+    if settings.tokenizer == "qwen2":
+        qwen2_tokenizer_dir()
+    elif not Path(settings.tokenizer).is_dir():
+        load_tokenizer(settings.tokenizer)
     out = prepare_run_dir(cfg)
     res = run_stream(enhance_one, src, out / "enhanced.jsonl", out / "rejected.jsonl", settings,
                      fields=to_dict(cfg.data.fields), limit=_limit(cfg), workers=cfg.enhance.workers)

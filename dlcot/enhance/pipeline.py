@@ -24,12 +24,10 @@ Judged backends (`enhance.backend=llm|hybrid`, llm.py) run in this process, a ch
 """
 from __future__ import annotations
 
-import bisect
 import itertools
 import logging
 import multiprocessing as mp
 import os
-import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -40,6 +38,7 @@ from typing import Any
 from dlcot import procs
 from dlcot.answers import AnswerChecker
 from dlcot.enhance.cluster import cluster
+from dlcot.enhance.counting import TokenJob, fill_counts
 from dlcot.enhance.cues import final_statement
 from dlcot.enhance.label import UNDECIDED, Labeled, OfflineBackend, final_answer_of
 from dlcot.enhance.simplify import Decision, Policy, decide, is_passthrough, splice
@@ -60,6 +59,9 @@ log = logging.getLogger(__name__)
 _OPEN_TAGS = ("<think>", "<|begin_of_thought|>")
 _CLOSE_TAGS = ("</think>", "<|end_of_thought|>")
 BATCH = 8  # traces per task sent to a worker
+# Batches in flight: enough that the workers keep going while this process loads the tokenizer on the first
+# result (counting.py), few enough that memory stays flat whatever the input size.
+WINDOW = 32
 
 
 @dataclass
@@ -92,13 +94,11 @@ class Settings(EnhanceConfig):
 
 
 class _Worker:
-    """Per-process state: tokenizer, answer checker, backend. Built once per process by `_init`."""
+    """Per-process state: answer checker, backend. Built once per process by `_init`. No tokenizer: the writing
+    process counts tokens (counting.py)."""
 
     def __init__(self, settings: Settings):
-        from dlcot.tokens import load_tokenizer
-
         self.settings = settings
-        self.tokenizer = load_tokenizer(settings.tokenizer) if settings.tokenizer else None
         _warm_imports()  # the checker forks its verifier from this process: warm, also after a timeout
         self.checker = AnswerChecker(workers=1, timeout_s=settings.answer_timeout_s)
         self.backend: Any = OfflineBackend(self.checker)
@@ -110,21 +110,7 @@ class _Worker:
                                         engine=JUDGE_ENGINE.get("engine"), rewrite=settings.rewrite == "llm",
                                         gate=not settings.judge_all)
 
-    # ---- tokens
-    def token_starts(self, texts: list[str]) -> list[list[int]]:
-        """Start offset of every token of each text (no special tokens)."""
-        if self.tokenizer is None:
-            return [[m.start() for m in _WS_TOKEN.finditer(t)] for t in texts]
-        backend = getattr(self.tokenizer, "backend_tokenizer", None)
-        if (backend is not None and backend.truncation is None and backend.padding is None
-                and backend.encode_special_tokens == bool(getattr(self.tokenizer, "split_special_tokens", False))):
-            # the fast tokenizer's own batch encoder, as `tokenizer(...)` calls it, without building a BatchEncoding
-            return [[a for a, _ in e.offsets] for e in backend.encode_batch(texts, add_special_tokens=False)]
-        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-        return [[a for a, _ in offs] for offs in enc["offset_mapping"]]
 
-
-_WS_TOKEN = re.compile(r"\S+")
 JUDGE_ENGINE: dict[str, Any] = {}  # tests put a ready engine here ("engine") instead of building enhance.judge.engine
 
 
@@ -144,23 +130,6 @@ def _init(settings: Settings) -> None:
 
 def _worker() -> _Worker:
     return _STATE["w"]
-
-
-def _by_kind(starts: list[int], spans: list[tuple[int, int, str]]) -> dict[str, int]:
-    """Tokens per segment kind: each token counts for the span holding its first character (the last span that
-    starts at or before it; tokens before the first span count for none). Kinds in order of first token."""
-    out: dict[str, int] = {}
-    for kind, n in zip((k for _, _, k in spans), _tokens_per_span(starts, [s for s, _, _ in spans]), strict=True):
-        if n:
-            out[kind] = out.get(kind, 0) + n
-    return out
-
-
-def _tokens_per_span(token_starts: list[int], span_starts: list[int]) -> list[int]:
-    """How many of the (sorted) token start offsets fall in each span, a span running from its start to the next
-    one's: two binary searches per span instead of one per token."""
-    edges = [bisect.bisect_left(token_starts, s) for s in span_starts] + [len(token_starts)]
-    return [max(0, b - a) for a, b in zip(edges, edges[1:], strict=False)]
 
 
 def _reject(trace_id: str, reason: str, detail: str) -> tuple[str, dict[str, Any]]:
@@ -212,7 +181,9 @@ def _enhance(trace: Trace, w: _Worker) -> Outcome:
     lineage = {**cut.lineage, "backend": w.backend.name, "notes": notes,
                "first_answer_end": lab.segmentation.first_answer_end, "final_answer": lab.final_answer,
                "answer_preserved": True, "error_spans_marked": len(lab.error_spans),
-               "tokens": _token_counts(trace.reasoning, cut, segs, decisions, w)}
+               "tokens": TokenJob(w.settings.tokenizer, trace.reasoning, cut.text,
+                                  [(s.start, s.end, s.kind) for s in segs],
+                                  [None if d.kept else d.reason or "cut" for d in decisions], cut.kinds)}
     return "kept", {**to_json_dict(trace), "enhanced": cut.text, "lineage": lineage}
 
 
@@ -260,19 +231,6 @@ def _check_answer_kept(trace: Trace, lab: Labeled, enhanced: str, w: _Worker) ->
                    f"{lab.final_answer!r}, gold {trace.gold_answer!r}); nothing is written for it")
 
 
-def _token_counts(text: str, cut: Any, segs: list, decisions: list[Decision], w: _Worker) -> dict[str, Any]:
-    """Tokens before and after, per segment kind, and cut per reason (lineage["tokens"])."""
-    before, after = w.token_starts([text, cut.text])
-    cut_by_reason: dict[str, int] = {}
-    for decision, n in zip(decisions, _tokens_per_span(before, [s.start for s in segs]), strict=True):
-        if n and not decision.kept:
-            reason = decision.reason or "cut"
-            cut_by_reason[reason] = cut_by_reason.get(reason, 0) + n
-    return {"tokenizer": w.settings.tokenizer, "before": len(before), "after": len(after),
-            "by_kind_before": _by_kind(before, [(s.start, s.end, s.kind) for s in segs]),
-            "by_kind_after": _by_kind(after, cut.kinds), "cut_by_reason": cut_by_reason}
-
-
 def _offline_clusters(segs: list, texts: list[str], st: Settings) -> list[int | None]:
     clustered = [i for i, s in enumerate(segs) if s.kind in ("approach", "verification")]
     ids = cluster([texts[i] for i in clustered], st.cluster_threshold)
@@ -303,10 +261,12 @@ def _run_batch(fn: Callable[[Any], Any], batch: list[Any]) -> list[Any]:
 
 
 def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], settings: Settings, workers: int,
-                batch: int = BATCH) -> Iterator[Any]:
-    """fn over items, in order, on `workers` processes (in-process when workers <= 1), memory bounded."""
+                batch: int = BATCH, started: Callable[[], None] = lambda: None) -> Iterator[Any]:
+    """fn over items, in order, on `workers` processes (in-process when workers <= 1), memory bounded.
+    `started` is called once the workers have their first window of work, before waiting for any result."""
     if settings.judged:  # one engine, in this process: the judge batches a chunk of traces per step
         _init(settings)
+        started()
         try:
             from dlcot.enhance.llm import judged_map
 
@@ -316,6 +276,7 @@ def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], settings: Settin
         return
     if workers <= 1:
         _init(settings)
+        started()
         try:
             for x in items:
                 yield fn(x)
@@ -329,12 +290,16 @@ def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], settings: Settin
     it = iter(items)
     before = set(mp.active_children())
     ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(settings,))
+    waiting = False
     try:
         while True:
             chunk = list(itertools.islice(it, batch))
             if chunk:
                 window.append(ex.submit(_run_batch, fn, chunk))
-            while window and (len(window) >= 3 * workers or not chunk):
+            if not waiting and (len(window) >= max(3 * workers, WINDOW) or not chunk):
+                waiting = True
+                started()
+            while window and (len(window) >= max(3 * workers, WINDOW) or not chunk):
                 yield from window.popleft().result()
             if not chunk:
                 break
@@ -360,6 +325,8 @@ def run_stream(fn: Callable[[Any], tuple[str, dict]], input_path: str | Path, ke
     """Stream records from `input_path` through `fn` into the two outputs, resuming where a crash stopped."""
     from tqdm import tqdm
 
+    from dlcot.tokens import load_tokenizer
+
     if not Path(input_path).is_file():
         raise RecordError("no such file", path=input_path)
     reopen_committed(kept_path, rejected_path)
@@ -379,7 +346,13 @@ def run_stream(fn: Callable[[Any], tuple[str, dict]], input_path: str | Path, ke
         total = _count_lines(input_path, limit)
         bar = tqdm(total=total, initial=done, desc=desc, unit="trace", disable=not progress, mininterval=0.5)
         n_kept, n_rej = kept.n_written, rejected.n_written
-        for kind, row in ordered_map(fn, records, settings, workers):
+        tokenizer: list[Any] = []  # loaded once the workers run, so they segment and verify meanwhile
+
+        def load() -> None:
+            tokenizer.append(load_tokenizer(settings.tokenizer) if settings.tokenizer else None)
+
+        for kind, row in ordered_map(fn, records, settings, workers, started=load):
+            fill_counts([row], tokenizer[0])  # row by row: a crash loses no row that was ready
             if kind == "kept":
                 kept.write(row)
                 n_kept += 1

@@ -121,7 +121,9 @@ def main() -> int:
         stats = json.loads((tmp / "x1_0" / "stats.json").read_text())
         print(f"enhance {POLICY} on {stats['n_input']} Sky-T1 traces (qwen2 tokenizer, 2 workers): kept "
               f"{stats['n_kept']}, token reduction {stats['token_reduction']:.1%} total / "
-              f"{stats['median_token_reduction']:.1%} median, answer_preserved {stats['answer_preserved']}")
+              f"{stats['median_token_reduction']:.1%} median, answer_preserved {stats['answer_preserved']}; kept per "
+              f"round (math-verify's CPU budget makes it load-independent): "
+              f"{[json.loads((tmp / f'x1_{k}' / 'stats.json').read_text())['n_kept'] for k in range(rounds)]}")
         base_wall, enh_wall = min(base_walls), min(enh_walls)
         per_round = ", ".join(f"{e / b:.2f}x" for b, e in zip(base_walls, enh_walls, strict=True))
         print(f"end to end (fastest of {rounds} alternating rounds): read+tokenize {base_wall:.2f} s, enhance "
