@@ -119,3 +119,26 @@ def test_cached_prompt_prefixes_change_nothing_and_are_reused(tiny_qwen_dir):
     small.prefixes.max_bytes = 3 * next(iter(cached.prefixes.blocks.values()))[0][0].nbytes * 4  # 3 blocks of 2 layers
     small.generate(first, max_new_tokens=2)
     assert 0 < small.prefixes.bytes <= small.prefixes.max_bytes
+
+
+def test_slab_layer_decodes_in_place_like_concatenation():
+    """The in-place decoding cache returns what `DynamicLayer`'s concatenation returns, writes into one buffer
+    while it has room, and still works once full or after its rows were reordered."""
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    from dlcot.engines.hf import _SlabLayer
+
+    start = torch.randn(3, 2, 5, 4)
+    slab, plain = _SlabLayer(start, start + 1, room=2), DynamicLayer()
+    plain.update(start, start + 1)
+    buffer = slab._keys.data_ptr()
+    for step in range(4):  # two steps in place, then past the room
+        new = torch.randn(3, 2, 1, 4)
+        got, want = slab.update(new, new * 2), plain.update(new, new * 2)
+        assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+        assert (slab._keys.data_ptr() == buffer) == (step < 2)
+    slab.reorder_cache(torch.tensor([2, 0, 1]))
+    plain.reorder_cache(torch.tensor([2, 0, 1]))
+    new = torch.randn(3, 2, 1, 4)
+    assert all(torch.equal(a, b) for a, b in zip(slab.update(new, new), plain.update(new, new), strict=True))
