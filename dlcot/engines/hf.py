@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 from transformers.cache_utils import DynamicLayer
 
+from dlcot.engines import cpu_attention
 from dlcot.engines.base import Completion, chat_with_template, cut_at_stop, prompt_keys, sample_seed
 from dlcot.errors import ModelError
 
@@ -93,6 +94,8 @@ class HFEngine:
         except OSError as err:
             raise ModelError(f"model={model_path}: weights could not be loaded ({err})") from err
         self.model.eval()
+        # cached-prefix prefills split at the cache boundary on CPU (cpu_attention.py); elsewhere nothing changes
+        self._split_kw = {"split_past": True} if cpu_attention.install(self.model) else {}
         self.batch_size = max(1, batch_size)
         eos = self.model.generation_config.eos_token_id
         eos = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
@@ -180,7 +183,7 @@ class HFEngine:
             mask = [[0] * (past - n) + [1] * len(h) + [0] * (span - len(h) + n) for h, n, _ in hits]
             positions = [list(range(n, n + span)) for _, n, _ in hits]
             if not self._forward(rows, cache, attention_mask=torch.tensor(mask, device=self.device),
-                                 position_ids=torch.tensor(positions, device=self.device)):
+                                 position_ids=torch.tensor(positions, device=self.device), **self._split_kw):
                 return None
             for r, (head, n, _) in enumerate(hits):
                 states[head] = [(layer.keys[r:r + 1, :, past - n:past - n + len(head)],
