@@ -12,8 +12,10 @@ a mask rules out the flash kernel), and the MCTS search sends each node's prompt
 *distinct* prompt but its last token is run once, right-padded (a causal model never lets a real token see the pads
 after it, so no mask is needed and the pads' outputs are dropped), in sub-batches of similar length; its keys and
 values are moved to the left-padded layout and repeated for duplicate prompts; `generate` then starts from that cache
-and runs only the last prompt token and the new ones, with positions from the attention mask as usual. Models whose
-cache is not plain full attention (sliding-window, hybrid) take the plain path.
+and runs only the last prompt token and the new ones, with positions from the attention mask as usual, writing
+each new token's keys and values in place into room reserved for them (`_SlabLayer`) instead of concatenating the
+whole cache at every step. Models whose cache is not plain full attention (sliding-window, hybrid) take the plain
+path.
 
 Prefix cache (`engine.prefix_cache_mib`): the states of every whole 32-token block of a prefilled prompt are kept,
 keyed by the exact tokens up to the block's end, and a later prompt that starts with cached blocks runs only its
@@ -31,7 +33,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from transformers.cache_utils import DynamicLayer
 
+from dlcot.engines import cpu_attention
 from dlcot.engines.base import Completion, chat_with_template, cut_at_stop, prompt_keys, sample_seed
 from dlcot.errors import ModelError
 
@@ -90,6 +94,8 @@ class HFEngine:
         except OSError as err:
             raise ModelError(f"model={model_path}: weights could not be loaded ({err})") from err
         self.model.eval()
+        # cached-prefix prefills split at the cache boundary on CPU (cpu_attention.py); elsewhere nothing changes
+        self._split_kw = {"split_past": True} if cpu_attention.install(self.model) else {}
         self.batch_size = max(1, batch_size)
         eos = self.model.generation_config.eos_token_id
         eos = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
@@ -137,6 +143,8 @@ class HFEngine:
         input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.device)
         mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
         cache = self._prefill(ids)
+        if cache is not None:  # decode in place (`_SlabLayer`)
+            cache.layers = [_SlabLayer(layer.keys, layer.values, max_new_tokens + 1) for layer in cache.layers]
         config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=self.eos_ids,
                                   pad_token_id=pad, stop_strings=stop or None)
         procs = LogitsProcessorList()
@@ -175,7 +183,7 @@ class HFEngine:
             mask = [[0] * (past - n) + [1] * len(h) + [0] * (span - len(h) + n) for h, n, _ in hits]
             positions = [list(range(n, n + span)) for _, n, _ in hits]
             if not self._forward(rows, cache, attention_mask=torch.tensor(mask, device=self.device),
-                                 position_ids=torch.tensor(positions, device=self.device)):
+                                 position_ids=torch.tensor(positions, device=self.device), **self._split_kw):
                 return None
             for r, (head, n, _) in enumerate(hits):
                 states[head] = [(layer.keys[r:r + 1, :, past - n:past - n + len(head)],
@@ -199,8 +207,6 @@ class HFEngine:
     def _forward(self, rows: list[list[int]], cache, **inputs) -> bool:
         """Run `rows` (equal length) through the model into `cache`; False when the cache is not plain full
         attention (sliding-window or hybrid layers), whose states the left-padded layout cannot hold."""
-        from transformers.cache_utils import DynamicLayer
-
         x = torch.tensor(rows, device=self.device)
         self.model(input_ids=x, use_cache=True, **{self._cache_kw: cache}, **inputs, **self._prefill_kw)
         self._plain = not all(type(layer) is DynamicLayer for layer in cache.layers)
@@ -238,6 +244,35 @@ def _stack(parts: list[list[tuple[torch.Tensor, torch.Tensor]]], width: int) -> 
             values[r, :, width - n:] = part[layer][1][0]
         out.append((keys, values))
     return out
+
+
+class _SlabLayer(DynamicLayer):
+    """A full-attention cache layer whose keys and values are views of buffers with room for the tokens to come:
+    a decoding step writes its token in place. `DynamicLayer` concatenates the whole cache at every step, which
+    copies O(length) per token and row (on CPU a quarter of a batch-8 decoding step over ~2k cached tokens); this
+    is what vLLM's preallocated KV blocks and `StaticCache` avoid, without attending over unused slots."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, room: int):
+        super().__init__()
+        self.lazy_initialization(keys, values)
+        rows, heads, length, dim = keys.shape
+        self._keys, self._values = keys.new_empty(rows, heads, length + room, dim), values.new_empty(
+            rows, heads, length + room, dim)  # the states, then `room` free slots
+        self._keys[:, :, :length], self._values[:, :, :length] = keys, values
+        self.keys, self.values = self._keys[:, :, :length], self._values[:, :, :length]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        start, end = self.keys.shape[-2], self.keys.shape[-2] + key_states.shape[-2]
+        if (end > self._keys.shape[-2] or self.keys.data_ptr() != self._keys.data_ptr()
+                or self.keys.shape[0] != self._keys.shape[0]):  # full, or rows reordered by another caller
+            rows, heads, _, dim = self.keys.shape
+            self._keys, self._values = (self.keys.new_zeros(rows, heads, 2 * end, dim),
+                                        self.values.new_zeros(rows, heads, 2 * end, dim))
+            self._keys[:, :, :start], self._values[:, :, :start] = self.keys, self.values
+        self._keys[:, :, start:end] = key_states
+        self._values[:, :, start:end] = value_states
+        self.keys, self.values = self._keys[:, :, :end], self._values[:, :, :end]
+        return self.keys, self.values
 
 
 def _similar_lengths(heads: list[tuple[int, ...]]) -> list[list[tuple[int, ...]]]:

@@ -119,3 +119,59 @@ def test_cached_prompt_prefixes_change_nothing_and_are_reused(tiny_qwen_dir):
     small.prefixes.max_bytes = 3 * next(iter(cached.prefixes.blocks.values()))[0][0].nbytes * 4  # 3 blocks of 2 layers
     small.generate(first, max_new_tokens=2)
     assert 0 < small.prefixes.bytes <= small.prefixes.max_bytes
+
+
+def test_slab_layer_decodes_in_place_like_concatenation():
+    """The in-place decoding cache returns what `DynamicLayer`'s concatenation returns, writes into one buffer
+    while it has room, and still works once full or after its rows were reordered."""
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    from dlcot.engines.hf import _SlabLayer
+
+    start = torch.randn(3, 2, 5, 4)
+    slab, plain = _SlabLayer(start, start + 1, room=2), DynamicLayer()
+    plain.update(start, start + 1)
+    buffer = slab._keys.data_ptr()
+    for step in range(4):  # two steps in place, then past the room
+        new = torch.randn(3, 2, 1, 4)
+        got, want = slab.update(new, new * 2), plain.update(new, new * 2)
+        assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+        assert (slab._keys.data_ptr() == buffer) == (step < 2)
+    slab.reorder_cache(torch.tensor([2, 0, 1]))
+    plain.reorder_cache(torch.tensor([2, 0, 1]))
+    new = torch.randn(3, 2, 1, 4)
+    assert all(torch.equal(a, b) for a, b in zip(slab.update(new, new), plain.update(new, new), strict=True))
+
+
+def test_cpu_split_prefill_equals_the_masked_one(tiny_qwen_dir, monkeypatch):
+    """A cached-prefix prefill on CPU (rows with cached parts of different lengths, left-padded) computed in two
+    unmasked-causal kernel calls gives the masked kernel's logits, and really takes the split path."""
+    import torch
+    from transformers import DynamicCache
+
+    from dlcot.engines import cpu_attention
+
+    engine = HFEngine(str(tiny_qwen_dir))
+    model = engine.model
+    assert engine._split_kw and model.config._attn_implementation == cpu_attention.NAME
+    ids = torch.randint(3, 200, (3, 60), generator=torch.Generator().manual_seed(0))
+    past_mask = torch.ones(3, 40, dtype=torch.long)
+    past_mask[1, :10] = 0  # row 1 has 30 cached tokens, left-padded
+    positions = torch.stack([torch.arange(40, 60), torch.arange(30, 50), torch.arange(40, 60)])
+    delegated = []
+    real = cpu_attention.sdpa_attention_forward
+    monkeypatch.setattr(cpu_attention, "sdpa_attention_forward", lambda *a, **k: delegated.append(1) or real(*a, **k))
+
+    def logits(**split):
+        cache = DynamicCache(config=model.config)
+        model(input_ids=ids[:, :40], attention_mask=past_mask, cache=cache)
+        delegated.clear()
+        mask = torch.cat([past_mask, torch.ones(3, 20, dtype=torch.long)], 1)
+        out = model(input_ids=ids[:, 40:], attention_mask=mask, position_ids=positions, cache=cache, **split).logits
+        return out, len(delegated)
+
+    (masked, n_masked), (split, n_split) = logits(), logits(split_past=True)
+    assert n_masked > 0 and n_split == 0
+    torch.testing.assert_close(split, masked, rtol=1e-4, atol=1e-5)
+    assert not torch.equal(split[0], split[1])  # rows differ: the comparison is not trivially true
