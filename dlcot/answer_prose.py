@@ -53,8 +53,9 @@ _DOUBT = re.compile(r"^(?:wait|but wait|hold on|hmm+|alternatively|perhaps|maybe
 _RECALLS = re.compile(r"\b(?:recall|remember|recalled|thought|(?:initially|at first|earlier|previously|originally),? "
                       r"(?:I|we)|suppose|supposing|assume|assuming|if|whether|mistakenly|wrongly|"
                       r"guess(?:ed)?|seem(?:ed|s)? like|perhaps|maybe)\b", re.IGNORECASE)
-# A sentence opening like this explores or doubts: a value in it is a candidate, never the stated answer.
-_EXPLORES = re.compile(r"^(?:wait|but wait|hold on|hmm+|alternatively|perhaps|maybe)\b", re.IGNORECASE)
+# A sentence opening like this explores or doubts: a value in it is a candidate, never the stated answer. A bare
+# "Alternatively, …" is not enough: "Alternatively, I can count it as 9 * 7 = 63." re-derives the answer.
+_EXPLORES = re.compile(r"^(?:alternatively,?\s+)?(?:wait|but wait|hold on|hmm+|perhaps|maybe)\b", re.IGNORECASE)
 _REJECTS = re.compile(r"^[^.\n]{0,80}?\b(?:but|however|although|though)\b[^.\n]{0,80}?\b(?:wrong|incorrect|ignor\w*|"
                       r"mistake\w*|not|n't|forgot|miss\w*|invalid|error|overcount\w*|undercount\w*)\b|"
                       r"^\W{0,3}(?:is|was)?\s*(?:wrong|incorrect|not correct|a mistake)\b|"

@@ -70,7 +70,9 @@ class Settings(EnhanceConfig):
     and checked once, in dlcot.schema) plus what the run adds."""
 
     tokenizer: str = "qwen2"
-    answer_timeout_s: float = 0.5  # per math-verify call; a candidate it cannot decide in time is `unverified`
+    # CPU seconds per math-verify call; a candidate it cannot decide in time is `unverified`. 2 s is ~4x the dearest
+    # pair on the 500 Sky-T1 traces (0.55 s): at 0.5 s, pairs near the limit flipped with the parser's warm cache
+    answer_timeout_s: float = 2.0
     runs_dir: str = "runs"  # where the judge's answer cache lives unless enhance.judge.cache_dir is set
     judge_all: bool = False  # segment: judge every trace (enhance sends only those whose final answer is gold)
 

@@ -86,6 +86,8 @@ def test_extract_answer(text, expected):
     ("\\[ \\log_{2} 8 = 3 \\]\n\\[ \\log_{2} 16 = 4 \\]\n\\[ \\log_{2} 32", None),  # cut inside a display \\[
     ("Next,\n\n\\[\ng(3) + 3g(1) = 2 \\implies g(3)", None),                   # ... not the equation so far
     ("Alternatively, maybe the count of red balls is 4.", None),              # exploring, not concluding
+    ("So there are 20 seats.\n\nAlternatively, I can count them as 4 rows of 5, which is 4 * 5 = 20.\n\nI think "
+     "that's right.", "20"),                                                 # a re-derivation, not an exploration
     ("So, perhaps the median is 6, but the mode is unclear.", None),          # only a supposition
     ("The week index ranges from 1 to 52.", None),                            # a range, not a result
     ("The chance of a six is 1 minus the chance of no six.", None),           # an expression in words
