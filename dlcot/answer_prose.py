@@ -8,8 +8,8 @@ closing remarks, and only when the text ends on a complete sentence. A text cut 
 ("Wait, …", "Alternatively") states nothing, and a sentence that recalls or rejects a value ("I recall 1/2, but
 that ignores y<3") is never its answer. Nor are the sentences of unfinished work, which a held-out set of real
 outputs showed being read as answers (tests/benchmarks/bench_grading.py): a text cut inside a display `\\[`, a
-sentence that explores or supposes ("Alternatively, …", "perhaps the median is 6"), a range ("from 01 to 31"), an
-expression in words ("1 minus the probability …"), a value found "not an integer", a lead-in ending in ":", a
+sentence that explores or supposes ("Alternatively, perhaps …", "perhaps the median is 6"), a range ("from 01 to
+31"), an expression in words ("1 minus the probability …"), a value found "not an integer", a lead-in ending in ":", a
 pattern ("…, and so on", "1, 2, ..., 12"), or a fragment with unbalanced braces. Only the tail is read, so the cost
 does not grow with the trace.
 """
