@@ -31,7 +31,6 @@ import signal
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Literal, TypeVar
 
 from dlcot.answer_exact import exact_verdict
@@ -54,9 +53,6 @@ _HEDGES = re.compile(r"^(?:clearly|simply|just|indeed|then|now|probably|likely|d
 _JUDGEMENTS = {"correct", "right", "wrong", "incorrect", "consistent", "valid", "indeed", "that", "not", "the"}
 _CHOICE = re.compile(r"^\(?([A-J])\)?(?=$|[\s.:),])")
 _YES_NO = re.compile(r"^(yes|no)\b\W*$", re.IGNORECASE)
-# Plain numbers (optionally with thousands commas) compare exactly without math-verify: the common case, and
-# math-verify costs ~16 ms a pair.
-_NUMBER = re.compile(r"^-?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)$")
 # A percent sign and ordinal or unit text after a value are dropped before comparing, as the Qwen2.5-Math
 # evaluator does ("10\\%" vs gold 10, "12^{\\text{th}}\\text{ grade}" vs gold 12).
 _PERCENT = re.compile(r"\\?%$")
@@ -285,14 +281,6 @@ def comparable(value: str) -> str:
     return unit.group(1) if unit else value
 
 
-def _plain_number(s: str) -> Decimal | None:
-    s = _canon(s)
-    try:
-        return Decimal(s.replace(",", "")) if _NUMBER.match(s) else None
-    except InvalidOperation:
-        return None
-
-
 def _word(s: str) -> str:
     """`\\text{(C)}` / `(C)` / `C` → `C`: how letters and yes/no are written."""
     return re.sub(r"^\\text\{([^{}]*)\}$", r"\1", s).strip("()")
@@ -303,9 +291,7 @@ def _quick(gold: str, pred: str) -> tuple[bool, Reason] | None:
     g, p = _canon(gold), _canon(pred)
     if g == p and g:
         return True, "match"
-    if (gn := _plain_number(gold)) is not None and (pn := _plain_number(pred)) is not None:
-        return (True, "match") if gn == pn else (False, "mismatch")
-    if (exact := exact_verdict(gold, pred)) is not None:  # fractions, decimals (answer_exact.py)
+    if (exact := exact_verdict(g, p)) is not None:  # numbers and fractions, exactly (answer_exact.py)
         return (True, "match") if exact else (False, "mismatch")
     g_word, p_word = _word(g), _word(p)
     if g_word.lower() in ("yes", "no"):

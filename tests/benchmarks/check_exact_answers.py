@@ -5,7 +5,6 @@ produce -- the final answer (`cues.final_statement`), every approach's answer of
 and the answer `find_answer` reads from the whole trace under both gradings (the eval path) -- as `verify_many`
 compares them (`comparable`), then runs math-verify (10 s CPU budget, no shortcut) on each pair the exact path
 decides and prints the count of pairs it covers and every disagreement. Exit status 1 on any disagreement.
-The existing plain-number shortcut (`answers._plain_number`) is checked the same way and reported separately.
 Run: .venv/bin/python tests/benchmarks/check_exact_answers.py
 """
 from __future__ import annotations
@@ -41,21 +40,15 @@ def main() -> int:
         print(f"check_exact_answers: skipped, {DATA} not found (needs ../shared/data)")
         return 0
     every = pairs()
-    exact = {k: v for k in every if (v := exact_verdict(*k)) is not None}
-    plain = {k: gn == pn for k in every
-             if (gn := answers._plain_number(k[0])) is not None and (pn := answers._plain_number(k[1])) is not None}
+    exact = {k: v for k in every if (v := exact_verdict(answers._canon(k[0]), answers._canon(k[1]))) is not None}
     with AnswerChecker(workers=2, timeout_s=10.0) as checker:
-        mv = checker._run(sorted(set(exact) | set(plain)))
-    bad = 0
-    for name, decided in (("exact path", exact), ("plain-number shortcut", plain)):
-        wrong = [(k, v, mv.get(k)) for k, v in sorted(decided.items()) if mv.get(k, (None, ""))[0] is not v]
-        print(f"{name}: decides {len(decided)} of {len(every)} distinct pairs ({sum(decided.values())} match, "
-              f"{len(decided) - sum(decided.values())} mismatch); disagreements with math-verify: {len(wrong)}")
-        for k, v, m in wrong:
-            print(f"  {k!r}: {name} {v}, math-verify {m}")
-        bad += len(wrong) if name == "exact path" else 0
-    only_exact = [k for k in exact if k not in plain]
-    print(f"pairs the exact path adds to the plain-number shortcut: {len(only_exact)}")
+        mv = checker._run(sorted(exact))
+    wrong = [(k, v, mv.get(k)) for k, v in sorted(exact.items()) if mv.get(k, (None, ""))[0] is not v]
+    print(f"exact path: decides {len(exact)} of {len(every)} distinct pairs ({sum(exact.values())} match, "
+          f"{len(exact) - sum(exact.values())} mismatch); disagreements with math-verify: {len(wrong)}")
+    for k, v, m in wrong:
+        print(f"  {k!r}: exact path {v}, math-verify {m}")
+    bad = len(wrong)
     return 1 if bad else 0
 
 
