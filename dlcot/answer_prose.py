@@ -47,7 +47,9 @@ NUMBER_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seven
                      "ninety": 90, "hundred": 100})
 _NUMBER_WORD = re.compile(r"^(" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")(?:-(one|two|three|"
                           r"four|five|six|seven|eight|nine))?\b(.*)$", re.IGNORECASE | re.DOTALL)
-_DOUBT = re.compile(r"^(?:wait|but wait|hold on|hmm+|alternatively|perhaps|maybe|but|however|or|although|"
+_HEDGES = r"wait|but wait|hold on|hmm+|perhaps|maybe"
+# A sentence opening like this, with no value of its own, ends the search for an answer stated at the end.
+_DOUBT = re.compile(rf"^(?:{_HEDGES}|alternatively|but|however|or|although|"
                     r"let me|let's|let us|now,? let|next|first|then,? let)\b", re.IGNORECASE)
 # "at first", "earlier" alone are often plain facts ("bottle caps at first = 42 - 29"): only with a thinker.
 _RECALLS = re.compile(r"\b(?:recall|remember|recalled|thought|(?:initially|at first|earlier|previously|originally),? "
@@ -55,7 +57,7 @@ _RECALLS = re.compile(r"\b(?:recall|remember|recalled|thought|(?:initially|at fi
                       r"guess(?:ed)?|seem(?:ed|s)? like|perhaps|maybe)\b", re.IGNORECASE)
 # A sentence opening like this explores or doubts: a value in it is a candidate, never the stated answer. A bare
 # "Alternatively, …" is not enough: "Alternatively, I can count it as 9 * 7 = 63." re-derives the answer.
-_EXPLORES = re.compile(r"^(?:alternatively,?\s+)?(?:wait|but wait|hold on|hmm+|perhaps|maybe)\b", re.IGNORECASE)
+_EXPLORES = re.compile(rf"^(?:alternatively,?\s+)?(?:{_HEDGES})\b", re.IGNORECASE)
 _REJECTS = re.compile(r"^[^.\n]{0,80}?\b(?:but|however|although|though)\b[^.\n]{0,80}?\b(?:wrong|incorrect|ignor\w*|"
                       r"mistake\w*|not|n't|forgot|miss\w*|invalid|error|overcount\w*|undercount\w*)\b|"
                       r"^\W{0,3}(?:is|was)?\s*(?:wrong|incorrect|not correct|a mistake)\b|"
