@@ -12,31 +12,14 @@ KIND_COLORS = {"restatement": "#8da0cb", "understanding": "#a6d854", "approach":
 
 
 def plot(out_dir: Path, stats: dict[str, Any], lengths: Lengths) -> list[str]:
-    """Write lengths.png, composition.png and removal.png; return their file names. The first (the costliest to
-    draw: ~1 s) is drawn in a forked process while this one draws the other two."""
-    import multiprocessing as mp
-
+    """Write lengths.png, composition.png and removal.png; return their file names."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     tok = stats["tokenizer"]
-    child = mp.get_context("fork").Process(target=_plot_lengths, args=(out_dir, tok, lengths), daemon=True)
-    child.start()
-    try:
-        names = ["lengths.png", *_plot_rest(plt, out_dir, tok, stats)]
-    finally:
-        child.join()
-    if child.exitcode != 0:
-        raise RuntimeError(f"drawing {out_dir / 'lengths.png'} failed (exit code {child.exitcode})")
-    return names
-
-
-def _plot_lengths(out_dir: Path, tok: str, lengths: Lengths) -> None:
-    """lengths.png: the histogram of lengths before and after, and after against before per trace."""
-    import matplotlib.pyplot as plt
-
+    names = []
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     if lengths.before:
         top = max(lengths.before)
@@ -56,11 +39,8 @@ def _plot_lengths(out_dir: Path, tok: str, lengths: Lengths) -> None:
     fig.tight_layout()
     fig.savefig(out_dir / "lengths.png", dpi=110)
     plt.close(fig)
+    names.append("lengths.png")
 
-
-def _plot_rest(plt: Any, out_dir: Path, tok: str, stats: dict[str, Any]) -> list[str]:
-    """composition.png and removal.png."""
-    names = []
     fig, ax = plt.subplots(figsize=(6, 4))
     cols = ("before", "after")
     bottoms = [0.0, 0.0]
