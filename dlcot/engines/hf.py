@@ -22,6 +22,8 @@ keyed by the exact tokens up to the block's end, and a later prompt that starts 
 rest. An MCTS node's prompt is its problem's chat turn plus the path to it, so most of every prompt was seen before;
 a judge retry repeats its first prompt. vLLM does the same (automatic prefix caching); without it the hf engine
 recomputed the whole ~600-token chat turn for every node.
+Prompts of one call are looked up before any of them runs, so the whole blocks that two or more of them share and
+the cache lacks (a judge step's instructions before each trace of a chunk) are run once first (`_shared_prefixes`).
 """
 from __future__ import annotations
 
@@ -164,6 +166,24 @@ class HFEngine:
         if self._plain or min(map(len, ids)) < 2:
             return None
         heads = sorted(dict.fromkeys(tuple(x[:-1]) for x in ids), key=len, reverse=True)
+        shared = [p for p in _shared_prefixes(heads) if p not in self.prefixes.blocks] if self.prefixes.max_bytes else []
+        if shared and self._states(shared) is None:  # computed once, then found in the prefix cache by `heads`
+            return None
+        states = self._states(heads)
+        if states is None:
+            return None
+        row = {h: u for u, h in enumerate(heads)}
+        rows_of = torch.tensor([row[tuple(x[:-1])] for x in ids], device=self.device)
+        out = DynamicCache(config=self.model.config)
+        for layer, (keys, values) in enumerate(_stack([states[h] for h in heads], len(heads[0]))):
+            out.update(keys.index_select(0, rows_of), values.index_select(0, rows_of), layer)
+        return out
+
+    def _states(self, heads: list[tuple[int, ...]]) -> dict[tuple[int, ...], list] | None:
+        """Per layer (keys, values) of each of `heads` (longest first), from the prefix cache where it holds their
+        first blocks and by running the rest, stored back; None when the cache is not plain full attention."""
+        from transformers import DynamicCache
+
         states: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
         pad, misses, hits = self.tokenizer.pad_token_id, [], []
         for head in heads:
@@ -174,21 +194,24 @@ class HFEngine:
                 states[head] = cached
             else:
                 hits.append((head, n, cached))
-        if hits:  # one batch: cached states left-padded, the rest right-padded after them, masked and positioned
-            past, span = max(n for _, n, _ in hits), max(len(h) - n for h, n, _ in hits)
+        # rests of similar length share a batch: cached states left-padded, the rests right-padded after them,
+        # masked and positioned
+        for chunk in _similar_lengths(sorted(hits, key=lambda hit: len(hit[0]) - hit[1], reverse=True),
+                                      size=lambda hit: len(hit[0]) - hit[1]):
+            past, span = max(n for _, n, _ in chunk), max(len(h) - n for h, n, _ in chunk)
             cache = DynamicCache(config=self.model.config)
-            for layer, (keys, values) in enumerate(_stack([c for _, _, c in hits], past)):
+            for layer, (keys, values) in enumerate(_stack([c for _, _, c in chunk], past)):
                 cache.update(keys, values, layer)
-            rows = [list(h[n:]) + [pad] * (span - len(h) + n) for h, n, _ in hits]
-            mask = [[0] * (past - n) + [1] * len(h) + [0] * (span - len(h) + n) for h, n, _ in hits]
-            positions = [list(range(n, n + span)) for _, n, _ in hits]
+            rows = [list(h[n:]) + [pad] * (span - len(h) + n) for h, n, _ in chunk]
+            mask = [[0] * (past - n) + [1] * len(h) + [0] * (span - len(h) + n) for h, n, _ in chunk]
+            positions = [list(range(n, n + span)) for _, n, _ in chunk]
             if not self._forward(rows, cache, attention_mask=torch.tensor(mask, device=self.device),
                                  position_ids=torch.tensor(positions, device=self.device), **self._split_kw):
                 return None
-            for r, (head, n, _) in enumerate(hits):
+            for r, (head, n, _) in enumerate(chunk):
                 states[head] = [(layer.keys[r:r + 1, :, past - n:past - n + len(head)],
                                  layer.values[r:r + 1, :, past - n:past - n + len(head)]) for layer in cache.layers]
-        for chunk in _similar_lengths(misses):
+        for chunk in _similar_lengths(misses, size=len):
             cache = DynamicCache(config=self.model.config)
             if not self._forward([list(h) + [pad] * (len(chunk[0]) - len(h)) for h in chunk], cache):
                 return None
@@ -197,12 +220,7 @@ class HFEngine:
                                 for layer in cache.layers]
         for head in heads:
             self.prefixes.store(head, states[head])
-        row = {h: u for u, h in enumerate(heads)}
-        rows_of = torch.tensor([row[tuple(x[:-1])] for x in ids], device=self.device)
-        out = DynamicCache(config=self.model.config)
-        for layer, (keys, values) in enumerate(_stack([states[h] for h in heads], len(heads[0]))):
-            out.update(keys.index_select(0, rows_of), values.index_select(0, rows_of), layer)
-        return out
+        return states
 
     def _forward(self, rows: list[list[int]], cache, **inputs) -> bool:
         """Run `rows` (equal length) through the model into `cache`; False when the cache is not plain full
@@ -275,18 +293,35 @@ class _SlabLayer(DynamicLayer):
         return self.keys, self.values
 
 
-def _similar_lengths(heads: list[tuple[int, ...]]) -> list[list[tuple[int, ...]]]:
-    """`heads` (longest first) cut into prefill sub-batches of at most PREFILL_SLACK padded tokens per real one."""
-    chunks: list[list[tuple[int, ...]]] = []
+def _similar_lengths(items: list, size=len) -> list[list]:
+    """`items` (largest `size` first) cut into prefill sub-batches of at most PREFILL_SLACK padded tokens per real
+    one."""
+    chunks: list[list] = []
     real = 0
-    for head in heads:
-        if chunks and (len(chunks[-1]) + 1) * len(chunks[-1][0]) <= PREFILL_SLACK * (real + len(head)):
-            chunks[-1].append(head)
-            real += len(head)
+    for item in items:
+        if chunks and (len(chunks[-1]) + 1) * size(chunks[-1][0]) <= PREFILL_SLACK * (real + size(item)):
+            chunks[-1].append(item)
+            real += size(item)
         else:
-            chunks.append([head])
-            real = len(head)
+            chunks.append([item])
+            real = size(item)
     return chunks
+
+
+def _shared_prefixes(heads: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """The whole-block prefixes two or more of `heads` start with, longest first: each step of the LLM judge sends
+    one instruction text before every trace, and the prompts of one batch are all looked up in the prefix cache
+    before any is run, so without this the instructions would be prefilled once per prompt, where one prompt at a
+    time pays for them once. Neighbours in sorted order share the longest prefixes."""
+    ordered = sorted(heads)
+    out = set()
+    for a, b in zip(ordered, ordered[1:], strict=False):
+        n = 0
+        while n + PREFIX_BLOCK <= min(len(a), len(b)) and a[n:n + PREFIX_BLOCK] == b[n:n + PREFIX_BLOCK]:
+            n += PREFIX_BLOCK
+        if n:
+            out.add(a[:n])
+    return sorted(out, key=len, reverse=True)
 
 
 class _PrefixCache:

@@ -175,3 +175,44 @@ def test_cpu_split_prefill_equals_the_masked_one(tiny_qwen_dir, monkeypatch):
     assert n_masked > 0 and n_split == 0
     torch.testing.assert_close(split, masked, rtol=1e-4, atol=1e-5)
     assert not torch.equal(split[0], split[1])  # rows differ: the comparison is not trivially true
+
+
+def test_a_prefix_shared_within_one_batch_is_prefilled_once(tiny_qwen_dir, monkeypatch):
+    """Prompts of one call that open with the same instructions (a judge step over a chunk of traces) run those
+    blocks once, not once per prompt, and then only their own rests: the tokens are those of an engine with the
+    prefix cache off, greedy and sampled."""
+    instructions = "Split the reasoning into parts and quote the first words of each part exactly. " * 6
+    prompts = [instructions + f"Reasoning {k}: " + "so x = 2, then y = 3; " * (2 + 3 * k) for k in range(5)]
+    cached, plain = HFEngine(str(tiny_qwen_dir), batch_size=8), HFEngine(str(tiny_qwen_dir), prefix_cache_mib=0)
+    calls: list[list[list[int]]] = []
+    real = cached._forward
+    monkeypatch.setattr(cached, "_forward", lambda rows, cache, **kw: calls[-1].append([len(r) for r in rows])
+                        or real(rows, cache, **kw))
+    for k in (dict(max_new_tokens=6, temperature=0.7, seed=1, keys=list("abcde")), dict(max_new_tokens=6)):
+        calls.append([])
+        assert [c.text for (c,) in cached.generate(prompts, **k)] == [c.text for (c,) in plain.generate(prompts, **k)]
+    shared = len(cached.tokenizer(instructions, add_special_tokens=False)["input_ids"]) // 32 * 32
+    first, second = calls
+    assert len(first[0]) == 1 and first[0][0] >= shared  # the common blocks, one row
+    assert sum(map(len, first[1:])) == len(prompts) and max(max(r) for r in first[1:]) < first[0][0]  # the rests
+    assert max(max(r) for r in second) < 32  # the second call finds every prompt's whole blocks cached
+
+
+def test_decode_mask_is_transformers_mask():
+    """The CPU decoding-step mask equals transformers' `sdpa_mask` (padding only; None without padding) and leaves
+    every other case to it."""
+    import torch
+    from transformers.masking_utils import sdpa_mask
+
+    from dlcot.engines.cpu_attention import decode_mask
+
+    padded = torch.ones(3, 40, dtype=torch.long)
+    padded[1, :7] = 0
+    cases = [dict(q_length=1, kv_length=40, q_offset=39, attention_mask=padded),
+             dict(q_length=1, kv_length=40, q_offset=39, attention_mask=padded.bool()),
+             dict(q_length=1, kv_length=40, q_offset=39, attention_mask=torch.ones(3, 40, dtype=torch.long)),
+             dict(q_length=1, kv_length=40, q_offset=20, attention_mask=padded),  # a query inside: causal matters
+             dict(q_length=4, kv_length=40, q_offset=36, attention_mask=padded)]
+    for case in cases:
+        want, got = sdpa_mask(batch_size=3, **case), decode_mask(batch_size=3, **case)
+        assert (want is None and got is None) or torch.equal(want.expand_as(got), got) and got.shape == want.shape
