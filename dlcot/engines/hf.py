@@ -166,9 +166,10 @@ class HFEngine:
         if self._plain or min(map(len, ids)) < 2:
             return None
         heads = sorted(dict.fromkeys(tuple(x[:-1]) for x in ids), key=len, reverse=True)
-        shared = [p for p in _shared_prefixes(heads) if p not in self.prefixes.blocks] * (self.prefixes.max_bytes > 0)
-        if shared and self._states(shared) is None:  # computed once, then found in the prefix cache by `heads`
-            return None
+        if self.prefixes.max_bytes > 0:  # blocks shared by these prompts: run once, then found in the cache
+            shared = [p for p in _shared_prefixes(heads) if p not in self.prefixes.blocks]
+            if shared and self._states(shared) is None:
+                return None
         states = self._states(heads)
         if states is None:
             return None
