@@ -33,7 +33,8 @@ _CLAUSE = re.compile(r"(?:\s+\((?=[A-Za-z]{2})|,\s*not\b|(?:,\s*|\s+)(?:which|si
                      r"where|when|that|for|if|given|thus|therefore|hence|and so|satisfying|i\.e\.|so that)\b).*$",
                      re.IGNORECASE | re.DOTALL)
 _LEADING = re.compile(r"^(?:indeed|just|simply|exactly|clearly|still|also|then|now|therefore|thus|actually|"
-                      r"equal to|approximately|about|around|only|precisely|definitely|obviously|:|=)\s*", re.I)
+                      r"equal to|approximately|about|around|only|precisely|definitely|obviously|:|=|"
+                      r"(?:so|hence)(?=\W))\s*", re.I)
 _UNITS = re.compile(r"((?:\s+(?:\\text\{[^{}]*\}|[A-Za-z][A-Za-z'’-]*[²³]?\.?)){1,6})$")
 _OPERATOR_WORDS = re.compile(r"\s*(?:minus|plus|times|divided|multiplied|over)\b", re.IGNORECASE)
 _FUNCS = {"sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", "mod", "pi", "arcsin", "arccos",

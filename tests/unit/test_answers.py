@@ -79,10 +79,13 @@ def test_extract_answer(text, expected):
 
 
 # Rules found on the held-out grading set (tests/benchmarks/bench_grading.py): unfinished or exploring endings state
-# no answer, and a connective's comma is not part of the value. Sentences in our own words, one per rule.
+# no answer, and a connective's comma is not part of the value. Sentences in our own words, one per rule. "So,"
+# and "Hence," lead-ins were found on the Sky-T1 traces ("So, b = -1." read whole: math-verify judged it wrong).
 @pytest.mark.parametrize("text,expected", [
     ("Therefore, $m = 13$.", "13"),                                          # not ",  m = 13"
     ("Thus, $PQ = \\sqrt{7}$.", "\\sqrt{7}"),                               # two-letter symbol, right side
+    ("So, k = -2.", "-2"),                                                   # not "So, k = -2" (math-verify: wrong)
+    ("Hence, $y = 8$.", "8"),
     ("\\[ \\log_{2} 8 = 3 \\]\n\\[ \\log_{2} 16 = 4 \\]\n\\[ \\log_{2} 32", None),  # cut inside a display \\[
     ("Next,\n\n\\[\ng(3) + 3g(1) = 2 \\implies g(3)", None),                   # ... not the equation so far
     ("Alternatively, maybe the count of red balls is 4.", None),              # exploring, not concluding
