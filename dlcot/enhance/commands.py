@@ -82,8 +82,7 @@ def enhance(cfg: DictConfig) -> Path:
         load_tokenizer(settings.tokenizer)
     out = prepare_run_dir(cfg)
     res = run_stream(enhance_one, src, out / "enhanced.jsonl", out / "rejected.jsonl", settings,
-                     fields=to_dict(cfg.data.fields), limit=_limit(cfg), workers=cfg.enhance.workers,
-                     meanwhile=report.load_matplotlib)
+                     fields=to_dict(cfg.data.fields), limit=_limit(cfg), workers=cfg.enhance.workers)
     st, lengths = stats.compute(out, n_input=res.n_input, tokenizer=settings.tokenizer, policy=cfg.enhance.name,
                                 backend=settings.backend, marks_error_spans=settings.backend != "offline")
     atomic_write_json(out / "stats.json", st)

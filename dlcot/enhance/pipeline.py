@@ -324,11 +324,8 @@ class RunResult:
 
 def run_stream(fn: Callable[[Any], tuple[str, dict]], input_path: str | Path, kept_path: Path, rejected_path: Path,
                settings: Settings, *, fields: dict[str, str] | None = None, limit: int | None = None,
-               workers: int = 2, progress: bool = True, desc: str = "enhance",
-               meanwhile: Callable[[], None] = lambda: None) -> RunResult:
-    """Stream records from `input_path` through `fn` into the two outputs, resuming where a crash stopped.
-    `meanwhile` runs in this process once the workers have work, after the tokenizer loads (the report's imports:
-    done while the workers run, not after them)."""
+               workers: int = 2, progress: bool = True, desc: str = "enhance") -> RunResult:
+    """Stream records from `input_path` through `fn` into the two outputs, resuming where a crash stopped."""
     from tqdm import tqdm
 
     from dlcot.tokens import load_tokenizer
@@ -356,7 +353,6 @@ def run_stream(fn: Callable[[Any], tuple[str, dict]], input_path: str | Path, ke
 
         def load() -> None:
             tokenizer.append(load_tokenizer(settings.tokenizer) if settings.tokenizer else None)
-            meanwhile()
 
         for kind, row in ordered_map(fn, records, settings, workers, started=load):
             fill_counts([row], tokenizer[0])  # row by row: a crash loses no row that was ready

@@ -11,20 +11,12 @@ KIND_COLORS = {"restatement": "#8da0cb", "understanding": "#a6d854", "approach":
                "verification": "#e78ac3", "conclusion": "#66c2a5"}
 
 
-def load_matplotlib():
-    """pyplot on the Agg backend (no display needed). Importing it costs ~0.8 s of CPU, so `dlcot enhance` calls
-    this while its workers run, not after them."""
+def plot(out_dir: Path, stats: dict[str, Any], lengths: Lengths) -> list[str]:
+    """Write lengths.png, composition.png and removal.png; return their file names."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot(out_dir: Path, stats: dict[str, Any], lengths: Lengths) -> list[str]:
-    """Write lengths.png, composition.png and removal.png; return their file names."""
-    plt = load_matplotlib()
 
     tok = stats["tokenizer"]
     names = []

@@ -197,22 +197,3 @@ def test_a_prefix_shared_within_one_batch_is_prefilled_once(tiny_qwen_dir, monke
     assert sum(map(len, first[1:])) == len(prompts) and max(max(r) for r in first[1:]) < first[0][0]  # the rests
     assert max(max(r) for r in second) < 32  # the second call finds every prompt's whole blocks cached
 
-
-def test_decode_mask_is_transformers_mask():
-    """The CPU decoding-step mask equals transformers' `sdpa_mask` (padding only; None without padding) and leaves
-    every other case to it."""
-    import torch
-    from transformers.masking_utils import sdpa_mask
-
-    from dlcot.engines.cpu_attention import decode_mask
-
-    padded = torch.ones(3, 40, dtype=torch.long)
-    padded[1, :7] = 0
-    cases = [dict(q_length=1, kv_length=40, q_offset=39, attention_mask=padded),
-             dict(q_length=1, kv_length=40, q_offset=39, attention_mask=padded.bool()),
-             dict(q_length=1, kv_length=40, q_offset=39, attention_mask=torch.ones(3, 40, dtype=torch.long)),
-             dict(q_length=1, kv_length=40, q_offset=20, attention_mask=padded),  # a query inside: causal matters
-             dict(q_length=4, kv_length=40, q_offset=36, attention_mask=padded)]
-    for case in cases:
-        want, got = sdpa_mask(batch_size=3, **case), decode_mask(batch_size=3, **case)
-        assert (want is None and got is None) or torch.equal(want.expand_as(got), got) and got.shape == want.shape
