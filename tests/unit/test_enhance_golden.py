@@ -7,7 +7,9 @@ line with `tests/data/enhance_golden.json`. The digests were written by the code
 (commit 61c23ae). Three segmenter rules added since changed some segmentations on purpose, and those digests were
 rewritten: a solution written after `</think>` is conclusion (the R1-distill traces), a problem quoted after
 a colon is restatement (three R1-distill traces and math500/200, whose enhance row, a reject, is unchanged), and
-"plug a back into (8) to find b" solves on rather than checks (one R1-distill trace).
+"plug a back into (8) to find b" solves on rather than checks (one R1-distill trace). A truncated thought is
+rejected before its last statement is verified (its reject detail says so: math500/80, 340, 400; none of them
+was kept before either).
 math-verify gets a 10 s CPU budget here, so no verdict depends on machine load.
 
 A change that is *meant* to change outputs updates the file: `python tests/unit/test_enhance_golden.py --write`
