@@ -221,6 +221,20 @@ def final_statement(text: str) -> tuple[str | None, int | None]:
     return None, None
 
 
+_FRAGMENT_END = re.compile(r"[\w,;:=+\-/\\({\[<^_|&']\s*$")  # a word, a number or a connective: no sentence end
+
+
+def trails_off(text: str, stated_at: int) -> str | None:
+    """The last words of `text` when it goes on past the paragraph of its final statement (at `stated_at`) and
+    stops mid-sentence ("...s = 2107.\n\nAlternatively, I can think"): a generation cut at a length limit
+    whose thought has no tags to show it. None when the statement is in the last paragraph ("The answer is 145")
+    or the text ends as a sentence does."""
+    body = text.rstrip()
+    if stated_at >= body.rfind("\n\n") or not _FRAGMENT_END.search(body):
+        return None
+    return body[-60:]
+
+
 def _is_closer(para: str) -> bool:
     """A short closing paragraph that states no value ("I think that's correct.", "**Final Answer**")."""
     return len(para) < 200 and "\\boxed" not in para and extract_answer(para) is None and not any(

@@ -12,7 +12,8 @@ the count of input records read (which they must add up to), so it is identical 
 
 Keep rules (reasons in `rejected.jsonl`), one rule for every backend and policy: `empty_reasoning`;
 `unclosed_thought` (a thought opened and never closed: truncated, whatever its last statement says, since the
-text after that statement stops mid-way); `unparsable_gold` (math-verify cannot read the gold answer); then the
+text after that statement stops mid-way); `truncated` (no tags, but the text goes on past its final statement
+and stops mid-sentence: cues.trails_off); `unparsable_gold` (math-verify cannot read the gold answer); then the
 trace's own conclusion decides, since the enhanced text must end with it: `no_final_answer` (none at the end),
 `final_answer_wrong`, `final_answer_unverified` (math-verify timed out or could not decide: never read as
 wrong, never kept). A trace whose final answer is right but where no
@@ -40,7 +41,7 @@ from dlcot import procs
 from dlcot.answers import AnswerChecker
 from dlcot.enhance.cluster import cluster
 from dlcot.enhance.counting import TokenJob, fill_counts
-from dlcot.enhance.cues import final_statement
+from dlcot.enhance.cues import final_statement, trails_off
 from dlcot.enhance.label import UNDECIDED, Labeled, OfflineBackend, final_answer_of
 from dlcot.enhance.simplify import Decision, Policy, decide, is_passthrough, splice
 from dlcot.errors import ConfigError, RecordError
@@ -160,7 +161,7 @@ def _enhance(trace: Trace, w: _Worker) -> Outcome:
     if not trace.reasoning.strip():
         return _reject(trace.id, "empty_reasoning", "the reasoning field is empty or whitespace")
     final, stated_at = final_statement(trace.reasoning)
-    if (rejected := _check_conclusion(trace, final, w)) is not None:
+    if (rejected := _check_conclusion(trace, final, stated_at, w)) is not None:
         return rejected
     lab: Labeled = w.backend.label(trace, w.backend.segment(trace))
     if (rejected := _check_labels(trace, lab, w)) is not None:
@@ -191,16 +192,20 @@ def _enhance(trace: Trace, w: _Worker) -> Outcome:
     return "kept", {**to_json_dict(trace), "enhanced": cut.text, "lineage": lineage}
 
 
-def _check_conclusion(trace: Trace, final: str | None, w: _Worker) -> Outcome | None:
+def _check_conclusion(trace: Trace, final: str | None, stated_at: int | None, w: _Worker) -> Outcome | None:
     """The trace's own conclusion decides first (one rule, every backend), before any approach is segmented or
     verified: a trace rejected here costs one math-verify call, not one per candidate answer (the verdict is
     cached, so `label` gets it for free). A truncated trace costs none: its "final" statement is whatever came
-    last before the cut (in the 500 Sky-T1 traces, 94 are truncated; 3 of the 4 whose last statement happened to
-    hold the gold value ended mid-sentence, e.g. "But earlier methods gave me 16, so")."""
+    last before the cut. Of the 500 Sky-T1 traces, 94 have an unclosed thought and 26 more, without tags, stop
+    mid-sentence after their last statement; 8 of these 120 were kept before this rule, each ending mid-sentence
+    ("But earlier methods gave me 16, so") or at a dangling closing tag."""
     text = trace.reasoning
     if any(t in text for t in _OPEN_TAGS) and not any(t in text for t in _CLOSE_TAGS):
         return _reject(trace.id, "unclosed_thought", "the thought is opened and never closed (truncated); the "
                        "enhanced text must end with the conclusion and its answer")
+    if stated_at is not None and (fragment := trails_off(text, stated_at)) is not None:
+        return _reject(trace.id, "truncated", f"the reasoning goes on past its final statement ({final!r}) and "
+                       f"stops mid-sentence (...{fragment!r}); the enhanced text must end with the conclusion")
     verdict = w.checker.check_answers([(trace.gold_answer, final)])[0]
     if verdict.reason == "unparsable_gold":
         return _reject(trace.id, "unparsable_gold", f"math-verify cannot parse gold answer {trace.gold_answer!r}")

@@ -123,6 +123,9 @@ def test_bad_input_is_processed_or_rejected_with_a_reason(tmp_path, tiny_qwen_di
         # truncated after a statement of the right answer: still truncated (Sky-T1 math500/57 ends "...gave me 16, so")
         {**good, "id": "unclosed_right", "reasoning": f"<think>\n\nSo the answer is {good['gold_answer']}.\n\n"
                                                       "But let me check the first step again, since"},
+        # no tags, but it goes on past its answer and stops mid-sentence (Sky-T1 math500/158)
+        {**good, "id": "trails_off", "reasoning": f"So the answer is {good['gold_answer']}.\n\n"
+                                                  "Alternatively, I can think"},
         {**good, "id": "huge", "reasoning": long_text * 40},  # 100k+ characters
         {**good, "id": "no_breaks", "reasoning": "x" * 120_000},
         {**good, "id": "non_latin", "reasoning": "这是一个问题。\n\n计算 2 + 2 = 4。\n\n所以答案是 \\boxed{4}。",
@@ -142,10 +145,11 @@ def test_bad_input_is_processed_or_rejected_with_a_reason(tmp_path, tiny_qwen_di
     assert reasons["empty"] == "empty_reasoning"
     assert reasons["no_answer"] == "no_final_answer"  # one rule: the trace's own conclusion decides first
     assert reasons["unclosed"] == reasons["unclosed_right"] == "unclosed_thought"
+    assert reasons["trails_off"] == "truncated"
     assert reasons["no_breaks"] == "no_final_answer"
     assert reasons["bad_gold"] == "unparsable_gold"
     assert reasons["dup"] == "duplicate_id" and "dup" in kept
-    assert reasons["line:11"] == "bad_json" and reasons["missing"] == "missing_field"
+    assert reasons["line:12"] == "bad_json" and reasons["missing"] == "missing_field"
     assert {"huge", "non_latin"} <= kept
     assert "internal_error" not in stats["reject_reasons"]
 

@@ -9,7 +9,8 @@ rewritten: a solution written after `</think>` is conclusion (the R1-distill tra
 a colon is restatement (three R1-distill traces and math500/200, whose enhance row, a reject, is unchanged), and
 "plug a back into (8) to find b" solves on rather than checks (one R1-distill trace). A truncated thought is
 rejected before its last statement is verified (its reject detail says so: math500/80, 340, 400; none of them
-was kept before either).
+was kept before either), and so is a text without tags that stops mid-sentence after its final statement
+(`truncated`: math500/60 and 320, rejected before as `final_answer_wrong`).
 math-verify gets a 10 s CPU budget here, so no verdict depends on machine load.
 
 A change that is *meant* to change outputs updates the file: `python tests/unit/test_enhance_golden.py --write`

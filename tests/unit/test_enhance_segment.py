@@ -162,3 +162,21 @@ def test_a_problem_quoted_after_a_colon_is_restatement():
 ])
 def test_plugging_a_value_back_checks_only_when_it_does_not_solve_on(paragraph, kind):
     assert cue_kind(split_units(paragraph)[0]) == kind
+
+
+@pytest.mark.parametrize("text, fragment", [
+    # Sky-T1 math500/158: a closing paragraph cut off at the length limit, no tags to show it
+    ("So s = 2107.\n\nBut the earlier methods consistently give s = 2107.\n\nAlternatively, I can think", True),
+    ("So 1/5 + 2/3 = 13/15.\n\nWait, I already did that.\n\nIf Louis eats 1/5 and Jack eats 2/3", True),
+    ("So the answer is 145.\n\nI think that's correct.", False),   # a closer is a finished sentence
+    ("So the answer is 145.\n\n**Final Answer**\n\n\\[ \\boxed{145} \\]", False),
+    ("Half of 290 is 145. The answer is 145", False),  # key-factors style: the statement ends the text
+    ("Let me add: 3 + 4 = 7, so the answer is 7", False),
+])
+def test_a_text_that_stops_mid_sentence_after_its_final_statement_trails_off(text, fragment):
+    from dlcot.enhance.cues import final_statement, trails_off
+
+    final, at = final_statement(text)
+    assert final is not None
+    got = trails_off(text, at)
+    assert (got is not None) == fragment and (got is None or text.rstrip().endswith(got))
