@@ -356,23 +356,23 @@ def run_stream(fn: Callable[[Any], tuple[str, dict]], input_path: str | Path, ke
         if done:
             log.info("resuming: %d traces already written to %s", done, kept_path.parent)
         total = _count_lines(input_path, limit)
-        bar = tqdm(total=total, initial=done, desc=desc, unit="trace", disable=not progress, mininterval=0.5)
         n_kept, n_rej = kept.n_written, rejected.n_written
         tokenizer: list[Any] = []  # loaded once the workers run, so they segment and verify meanwhile
 
         def load() -> None:
             tokenizer.append(load_tokenizer(settings.tokenizer) if settings.tokenizer else None)
 
-        for kind, row in ordered_map(fn, records, settings, workers, started=load):
-            fill_counts([row], tokenizer[0])  # row by row: a crash loses no row that was ready
-            if kind == "kept":
-                kept.write(row)
-                n_kept += 1
-            else:
-                rejected.write(row)
-                n_rej += 1
-            bar.update(1)
-        bar.close()
+        # closed on an interrupt too, so the "interrupted" message starts on a line of its own
+        with tqdm(total=total, initial=done, desc=desc, unit="trace", disable=not progress, mininterval=0.5) as bar:
+            for kind, row in ordered_map(fn, records, settings, workers, started=load):
+                fill_counts([row], tokenizer[0])  # row by row: a crash loses no row that was ready
+                if kind == "kept":
+                    kept.write(row)
+                    n_kept += 1
+                else:
+                    rejected.write(row)
+                    n_rej += 1
+                bar.update(1)
     except BaseException:
         kept.close()
         rejected.close()

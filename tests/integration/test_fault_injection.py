@@ -257,9 +257,12 @@ def _alive(pids: set[int]) -> set[int]:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)],
                          ids=["kill-9", "sigterm"])
 def test_a_killed_enhance_leaves_no_worker_and_resumes(sig, tiny_qwen_dir, tmp_path, ref_root):
+    # The workers live until the parent has written every row, and rows are written in one burst once the
+    # tokenizer is loaded: 400 synthetic traces make that burst ~0.3 s long, so the kill (polled every 5 ms) lands
+    # mid-write with the workers alive; with 40 it lasted ~30 ms and a poll could miss it (a flaky failure).
     big = ref_root / "big.jsonl"
     if not big.exists():
-        big.write_text("".join(json.dumps(t.to_trace_record()) + "\n" for t in synthetic_traces(40, seed=5)))
+        big.write_text("".join(json.dumps(t.to_trace_record()) + "\n" for t in synthetic_traces(400, seed=5)))
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "dlcot.cli", "enhance", f"input={big}", f"output={out}",
            f"tokenizer={tiny_qwen_dir}", "enhance.workers=2"]
@@ -270,10 +273,10 @@ def test_a_killed_enhance_leaves_no_worker_and_resumes(sig, tiny_qwen_dir, tmp_p
         written = sum(len(p.read_bytes().splitlines()) for p in out.glob("*.partial"))
         if written >= k:
             break
-        time.sleep(0.05)
+        time.sleep(0.005)
     assert proc.poll() is None, "the run ended before it could be killed"
     workers = _descendants(proc.pid)
-    assert len(workers) >= 2
+    assert len(workers) >= 2 and written < 400, f"not killed mid-run: {written} rows written, workers {workers}"
     os.kill(proc.pid, sig)
     _, err = proc.communicate(timeout=60)
     deadline = time.monotonic() + 10
