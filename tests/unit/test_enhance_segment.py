@@ -180,3 +180,24 @@ def test_a_text_that_stops_mid_sentence_after_its_final_statement_trails_off(tex
     assert final is not None
     got = trails_off(text, at)
     assert (got is not None) == fragment and (got is None or text.rstrip().endswith(got))
+
+
+def test_trailing_off_on_held_out_outputs_flags_only_truncated_ones():
+    """The 117 held-out model outputs (tests/data, another source than the Sky-T1 traces the rule was written
+    from), each labelled by reading it: no finished output (boxed, prose, or stating no answer) is taken for a
+    cut one, and what is flagged was labelled truncated."""
+    import gzip
+    from pathlib import Path
+
+    from dlcot.enhance.cues import final_statement, trails_off
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    with gzip.open(data / "heldout_outputs.jsonl.gz", "rt", encoding="utf-8") as fh:
+        outputs = {row["id"]: row["output"] for row in map(json.loads, fh)}
+    labels = [json.loads(line) for line in (data / "heldout_grading_labels.jsonl").open(encoding="utf-8")]
+    kind = {lab["id"]: lab["class"] for lab in labels if lab["source"] == "heldout_outputs.jsonl.gz"}
+    assert len(outputs) == len(kind) == 117
+    flagged = [i for i, text in outputs.items()
+               if (at := final_statement(text)[1]) is not None and trails_off(text, at) is not None]
+    assert {kind[i] for i in flagged} == {"truncated"}
+    assert len(flagged) == 16  # of 57 labelled truncated; the others state nothing or stop at a sentence end
