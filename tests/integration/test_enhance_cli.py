@@ -216,7 +216,11 @@ def test_sky_t1_answer_is_preserved_on_every_kept_trace(n, shared_data, tmp_path
     out = enhance(shared_data / "longcot" / "skyt1_math500.jsonl", tmp_path / "sky", tiny_qwen_dir,
                   "enhance=keep_first_correct_dedup_all", f"data.limit={n}")
     stats = json.loads((out / "stats.json").read_text())
-    assert stats["n_input"] == n and stats["n_kept"] >= n // 2
+    # a floor from the data's own grades: 78% of the traces it marks correct are kept, in the first 150 and in all
+    # 500 (the rest are truncated, or no approach in them is labelled correct); a fixed share of all traces
+    # would move with how many wrong ones the file holds
+    rows = [json.loads(line) for line in (shared_data / "longcot" / "skyt1_math500.jsonl").open()][:n]
+    assert stats["n_input"] == n and stats["n_kept"] >= 0.7 * sum(r["is_correct"] for r in rows)
     assert stats["answer_preserved"] == 1.0
     assert "internal_error" not in stats["reject_reasons"]
     for row in read(out / "enhanced.jsonl"):
