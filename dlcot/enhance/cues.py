@@ -228,7 +228,8 @@ def trails_off(text: str, stated_at: int) -> str | None:
     """The last words of `text` when it goes on past the paragraph of its final statement (at `stated_at`) and
     stops mid-sentence ("...s = 2107.\n\nAlternatively, I can think"): a generation cut at a length limit
     whose thought has no tags to show it. None when the statement is in the last paragraph ("The answer is 145")
-    or the text ends as a sentence does."""
+    or the text ends as a sentence does. Deliberately looser than `answer_prose._ends_complete`, which asks
+    whether a value can be read from the end (a closing tag or a list item fails it): here only a cut counts."""
     body = text.rstrip()
     if stated_at >= body.rfind("\n\n") or not _FRAGMENT_END.search(body):
         return None

@@ -195,10 +195,9 @@ def _enhance(trace: Trace, w: _Worker) -> Outcome:
 def _check_conclusion(trace: Trace, final: str | None, stated_at: int | None, w: _Worker) -> Outcome | None:
     """The trace's own conclusion decides first (one rule, every backend), before any approach is segmented or
     verified: a trace rejected here costs one math-verify call, not one per candidate answer (the verdict is
-    cached, so `label` gets it for free). A truncated trace costs none: its "final" statement is whatever came
-    last before the cut. Of the 500 Sky-T1 traces, 94 have an unclosed thought and 26 more, without tags, stop
-    mid-sentence after their last statement; 8 of these 120 were kept before this rule, each ending mid-sentence
-    ("But earlier methods gave me 16, so") or at a dangling closing tag."""
+    cached, so `label` gets it for free). A truncated trace is rejected before any check: its "final" statement
+    is only whatever came last before the cut, and even when that holds the gold value the text written would
+    end mid-sentence ("But earlier methods gave me 16, so")."""
     text = trace.reasoning
     if any(t in text for t in _OPEN_TAGS) and not any(t in text for t in _CLOSE_TAGS):
         return _reject(trace.id, "unclosed_thought", "the thought is opened and never closed (truncated); the "
