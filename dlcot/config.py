@@ -43,8 +43,9 @@ VOLATILE_KEYS = ("command", "output", "runs_dir", "wandb", "overrides", "stages"
 def _dict_fields(node: type | None = None, prefix: str = "") -> frozenset[str]:
     """Dotted paths of the schema's free-form dict fields (data.fields, engine.rules, train.trl, ...)."""
     out: set[str] = set()
+    hints = typing.get_type_hints(node or RootConfig)  # once per class: it evaluates every annotation
     for f in dataclasses.fields(node or RootConfig):
-        hint = typing.get_type_hints(node or RootConfig)[f.name]
+        hint = hints[f.name]
         if typing.get_origin(hint) is dict:
             out.add(prefix + f.name)
         elif dataclasses.is_dataclass(hint):

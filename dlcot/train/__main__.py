@@ -5,7 +5,7 @@ only rank 0 writes dlcot's files.
 """
 import sys
 
-from dlcot.cli import main
+from dlcot.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main(["train", *sys.argv[1:]]))
+    sys.exit(entry(["train", *sys.argv[1:]]))

@@ -2,18 +2,20 @@
 resume after a crash (identical output), both cores vs one, bad input, the shared real traces."""
 from __future__ import annotations
 
+import gc
 import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from dlcot.cli import main
+from dlcot.cli import entry, main
 from dlcot.commands import run_command
 from dlcot.data.synthetic import synthetic_traces
 from dlcot.enhance import pipeline
 from dlcot.enhance.simplify import rebuild
 from dlcot.errors import ConfigError, RecordError
+from dlcot.schema import EnhanceConfig
 from tests.enhance_fixtures import check_contract
 
 STATS_KEYS = {"n_input", "n_kept", "n_rejected", "tokens_before", "tokens_after", "token_reduction",
@@ -192,6 +194,34 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert "needs input=FILE" in capsys.readouterr().err
     assert main(["enhance", f"input={tmp_path / 'nope.jsonl'}", f"output={tmp_path / 'o'}", "tokenizer=qwen2"]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_only_the_console_script_freezes_the_collector_at_exit(capsys):
+    """`dlcot` (and `python -m dlcot.cli`) go through `entry`, which ends with gc.freeze() so the interpreter's
+    teardown skips its full collections (~1 s with torch loaded); `main`, which tests and the train launcher's
+    callers use in a longer-lived process, must not freeze anything."""
+    assert 'dlcot = "dlcot.cli:entry"' in (Path(__file__).parents[2] / "pyproject.toml").read_text()
+    gc.unfreeze()
+    try:
+        assert main(["--help"]) == 0 and gc.get_freeze_count() == 0
+        assert entry(["--help"]) == 0 and gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()
+    assert "enhance" in capsys.readouterr().out
+
+
+def _freeze_count(_: object) -> int:
+    return gc.get_freeze_count()
+
+
+def test_enhance_workers_start_with_what_they_inherit_frozen():
+    """gc.freeze() at a forked worker's start: its collections skip the parent's objects (Python's advice for
+    forked processes); the parent itself is left as it was."""
+    gc.unfreeze()
+    settings = pipeline.Settings.of(EnhanceConfig(), tokenizer="", runs_dir="runs")
+    counts = list(pipeline.ordered_map(_freeze_count, range(6), settings, workers=2, batch=1))
+    assert len(counts) == 6 and min(counts) > 1000
+    assert gc.get_freeze_count() == 0
 
 
 @pytest.mark.shared_data

@@ -1,6 +1,7 @@
 """Answer extraction and math-verify checking, asserting what math-verify actually decides."""
 from __future__ import annotations
 
+import gc
 import json
 import time
 
@@ -276,3 +277,10 @@ def test_a_bare_value_is_the_answer_only_baselines_target(text, expected):
     it; strict grading (explicit markers only) does not."""
     assert extract_answer(text) == expected
     assert extract_answer(text, grading="strict") is None
+
+
+def test_the_verifier_process_starts_with_its_warm_state_frozen():
+    """Its collections skip what it inherited and what warming built (gc.freeze, Python's advice for forked
+    processes)."""
+    with AnswerChecker() as checker:
+        assert checker._get_pool().apply(gc.get_freeze_count) > 1000
