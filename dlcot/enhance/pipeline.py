@@ -26,7 +26,6 @@ Judged backends (`enhance.backend=llm|hybrid`, llm.py) run in this process, a ch
 """
 from __future__ import annotations
 
-import gc
 import itertools
 import logging
 import multiprocessing as mp
@@ -132,14 +131,6 @@ _STATE: dict[str, _Worker] = {}
 def _init(settings: Settings) -> None:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # a forked worker must not use the parent's thread pool
     _STATE["w"] = _Worker(settings)
-
-
-def _init_forked(settings: Settings) -> None:
-    """A pool worker's start: `gc.freeze()` first (O(1)), so its collections skip everything inherited from the
-    parent (sympy, math-verify, the config) and do not write to (copy) those pages, as Python's documentation of
-    `gc.freeze` advises for forked processes."""
-    gc.freeze()
-    _init(settings)
 
 
 def _worker() -> _Worker:
@@ -309,7 +300,7 @@ def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], settings: Settin
     window: deque = deque()
     it = iter(items)
     before = set(mp.active_children())
-    ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_forked, initargs=(settings,))
+    ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(settings,))
     waiting = False
     try:
         while True:

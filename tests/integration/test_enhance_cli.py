@@ -215,8 +215,8 @@ def _freeze_count(_: object) -> int:
 
 
 def test_enhance_workers_start_with_what_they_inherit_frozen():
-    """gc.freeze() at a forked worker's start: its collections skip the parent's objects (Python's advice for
-    forked processes); the parent itself is left as it was."""
+    """gc.freeze() in every process dlcot forks (procs' at-fork hook): a worker's collections skip the parent's
+    objects (Python's advice for forked processes); the parent itself is left as it was."""
     gc.unfreeze()
     settings = pipeline.Settings.of(EnhanceConfig(), tokenizer="", runs_dir="runs")
     counts = list(pipeline.ordered_map(_freeze_count, range(6), settings, workers=2, batch=1))

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from dlcot import procs
 from dlcot.answers import AnswerChecker, extract_answer, find_answer, normalize_gold, split_thought
 
 
@@ -279,8 +280,11 @@ def test_a_bare_value_is_the_answer_only_baselines_target(text, expected):
     assert extract_answer(text, grading="strict") is None
 
 
-def test_the_verifier_process_starts_with_its_warm_state_frozen():
-    """Its collections skip what it inherited and what warming built (gc.freeze, Python's advice for forked
-    processes)."""
+def test_the_verifier_process_starts_with_what_it_inherits_frozen():
+    """Under dlcot's at-fork hook (every command installs it) a verifier's collections skip what it inherited
+    (gc.freeze, Python's advice for forked processes); this process is left as it was."""
+    procs.install(sigterm=False)
+    gc.unfreeze()
     with AnswerChecker() as checker:
         assert checker._get_pool().apply(gc.get_freeze_count) > 1000
+    assert gc.get_freeze_count() == 0

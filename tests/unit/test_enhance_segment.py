@@ -187,15 +187,14 @@ def test_trailing_off_on_held_out_outputs_flags_only_truncated_ones():
     from), each labelled by reading it: no finished output (boxed, prose, or stating no answer) is taken for a
     cut one, and what is flagged was labelled truncated."""
     import gzip
-    from pathlib import Path
 
     from dlcot.enhance.cues import final_statement, trails_off
+    from tests.benchmarks.bench_grading import HELDOUT_LABELS, HELDOUT_OUTPUTS
 
-    data = Path(__file__).resolve().parents[1] / "data"
-    with gzip.open(data / "heldout_outputs.jsonl.gz", "rt", encoding="utf-8") as fh:
+    with gzip.open(HELDOUT_OUTPUTS, "rt", encoding="utf-8") as fh:
         outputs = {row["id"]: row["output"] for row in map(json.loads, fh)}
-    labels = [json.loads(line) for line in (data / "heldout_grading_labels.jsonl").open(encoding="utf-8")]
-    kind = {lab["id"]: lab["class"] for lab in labels if lab["source"] == "heldout_outputs.jsonl.gz"}
+    labels = [json.loads(line) for line in HELDOUT_LABELS.open(encoding="utf-8")]
+    kind = {lab["id"]: lab["class"] for lab in labels if lab["source"] == HELDOUT_OUTPUTS.name}
     assert len(outputs) == len(kind) == 117
     flagged = [i for i, text in outputs.items()
                if (at := final_statement(text)[1]) is not None and trails_off(text, at) is not None]
